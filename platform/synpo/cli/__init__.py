@@ -1,0 +1,1 @@
+"""The ``synpo`` command line."""

@@ -1,0 +1,26 @@
+"""``synpo config show JOB``: the resolved config of a job, every field with its default and help."""
+
+from __future__ import annotations
+
+import argparse
+
+from synpo.config.jobs import JOB_CONFIGS
+from synpo.config.loader import load_config
+from synpo.config.render import render_config
+
+
+def _show(args: argparse.Namespace) -> int:
+    config = load_config(JOB_CONFIGS[args.job], args.config, args.overrides)
+    print(f"# resolved config of job {args.job!r}")
+    print(render_config(config))
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    config = commands.add_parser("config", help="inspect job configs")
+    sub = config.add_subparsers(dest="config_command", required=True, metavar="WHAT")
+    show = sub.add_parser("show", help="print a job's resolved config with defaults and help text")
+    show.add_argument("job", choices=sorted(JOB_CONFIGS), help="job name")
+    show.add_argument("--config", default=None, help="YAML config file to resolve")
+    show.add_argument("overrides", nargs="*", help="key=value overrides (dotted keys, e.g. generation.n=4)")
+    show.set_defaults(handler=_show)

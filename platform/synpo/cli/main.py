@@ -1,0 +1,36 @@
+"""``synpo``: the platform's command line. Run ``synpo --help`` or ``synpo COMMAND --help``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from synpo.cli import caption, config_cmd, toy
+from synpo.config.loader import ConfigError
+from synpo.storage import StorageError
+from synpo.video.errors import VideoError
+
+USER_ERRORS = (ConfigError, StorageError, VideoError, FileNotFoundError, ValueError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="synpo", description="Preference learning for video-captioning VLMs (SynPO).")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    toy.register(commands)
+    caption.register(commands)
+    config_cmd.register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args) or 0
+    except USER_ERRORS as error:
+        print(f"synpo {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

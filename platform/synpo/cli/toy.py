@@ -1,0 +1,45 @@
+"""``synpo toy videos`` and ``synpo toy model``: the toy world and tiny models, built offline."""
+
+from __future__ import annotations
+
+import argparse
+
+from synpo.toy.videos import ToyVideoSpec, write_toy_videos
+
+
+def _videos(args: argparse.Namespace) -> int:
+    spec = ToyVideoSpec(width=args.width, height=args.height, fps=args.fps, min_duration_s=args.min_duration_s, max_duration_s=args.max_duration_s)
+    rows = write_toy_videos(args.out, args.count, seed=args.seed, spec=spec)
+    print(f"wrote {len(rows)} toy videos + ground truth + manifest.jsonl to {args.out}")
+    return 0
+
+
+def _model(args: argparse.Namespace) -> int:
+    from synpo.toy.model import build_tiny_model
+
+    path = build_tiny_model(args.out, kind=args.kind, seed=args.seed, force=args.force)
+    print(f"tiny {args.kind} model ready at {path}")
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    toy = commands.add_parser("toy", help="toy videos and tiny models for tests and demos")
+    sub = toy.add_subparsers(dest="toy_command", required=True, metavar="WHAT")
+
+    videos = sub.add_parser("videos", help="write synthetic mp4 videos with ground-truth captions")
+    videos.add_argument("--out", required=True, help="output folder or URI (local, file://, s3://)")
+    videos.add_argument("--count", type=int, required=True, help="number of videos")
+    videos.add_argument("--seed", type=int, default=0, help="dataset seed (same seed, same videos)")
+    videos.add_argument("--width", type=int, default=160, help="frame width in pixels (even)")
+    videos.add_argument("--height", type=int, default=120, help="frame height in pixels (even)")
+    videos.add_argument("--fps", type=int, default=8, help="frames per second")
+    videos.add_argument("--min-duration-s", type=int, default=5, help="shortest video, seconds")
+    videos.add_argument("--max-duration-s", type=int, default=40, help="longest video, seconds")
+    videos.set_defaults(handler=_videos)
+
+    model = sub.add_parser("model", help="build a tiny Qwen2-VL (vlm) or Qwen2 (text) model folder offline")
+    model.add_argument("--out", required=True, help="output folder")
+    model.add_argument("--kind", choices=("vlm", "text"), default="vlm", help="video VLM or text-only LM")
+    model.add_argument("--seed", type=int, default=0, help="weight-initialisation seed")
+    model.add_argument("--force", action="store_true", help="rebuild even if the folder holds this recipe already")
+    model.set_defaults(handler=_model)

@@ -1,0 +1,1 @@
+"""Caption sampling engines (Hugging Face today; vLLM and contrastive decoding in later work)."""

@@ -1,0 +1,120 @@
+"""Build tiny Hugging Face models offline: a Qwen2-VL video VLM and a Qwen2 text LM.
+
+``build_tiny_model(out, kind="vlm")`` writes a complete folder — config, safetensors weights,
+tokenizer, processor (image + video processors, chat template), generation config — that loads with
+``AutoProcessor`` / ``AutoModelForImageTextToText`` (``AutoModelForCausalLM`` for ``kind="text"``)
+under ``HF_HUB_OFFLINE=1``. Weights are random but deterministic from the seed. Attention head_dim
+is 64 because the CPU build of vLLM rejects smaller heads. A folder already built with the same
+recipe is reused (``synpo_toy_model.json`` records the recipe).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import torch
+from transformers import (
+    GenerationConfig,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+    Qwen2VLConfig,
+    Qwen2VLForConditionalGeneration,
+    Qwen2VLImageProcessor,
+    Qwen2VLProcessor,
+    Qwen2VLVideoProcessor,
+)
+
+from synpo.toy.tokenizer import IM_END, IMAGE_PAD, PAD_TOKEN, VIDEO_PAD, VISION_END, VISION_START, train_tokenizer
+
+ModelKind = Literal["vlm", "text"]
+RECIPE_FILE = "synpo_toy_model.json"
+RECIPE_VERSION = 1
+
+HIDDEN_SIZE = 128
+HEAD_DIM = 64
+TEXT_LAYERS = 2
+VISION_DEPTH = 2
+VISION_EMBED = 64
+MAX_PIXELS = 112 * 140  # per frame, after the processor's resize; keeps the tiny VLM fast on CPU
+MIN_PIXELS = 56 * 56
+
+
+def _text_settings(vocab_size: int, bos_id: int, eos_id: int, pad_id: int) -> dict:
+    return {
+        "vocab_size": vocab_size,
+        "hidden_size": HIDDEN_SIZE,
+        "intermediate_size": 2 * HIDDEN_SIZE,
+        "num_hidden_layers": TEXT_LAYERS,
+        "num_attention_heads": HIDDEN_SIZE // HEAD_DIM,
+        "num_key_value_heads": 1,
+        "max_position_embeddings": 4096,
+        "bos_token_id": bos_id,
+        "eos_token_id": eos_id,
+        "pad_token_id": pad_id,
+        "tie_word_embeddings": False,
+    }
+
+
+def _recipe(kind: ModelKind, seed: int) -> dict:
+    return {"kind": kind, "seed": seed, "version": RECIPE_VERSION, "hidden_size": HIDDEN_SIZE, "layers": TEXT_LAYERS}
+
+
+def is_built(out: str | Path, kind: ModelKind, seed: int) -> bool:
+    recipe_path = Path(out) / RECIPE_FILE
+    return recipe_path.is_file() and json.loads(recipe_path.read_text()) == _recipe(kind, seed)
+
+
+def build_tiny_model(out: str | Path, kind: ModelKind = "vlm", seed: int = 0, force: bool = False) -> Path:
+    """Write the tiny model folder to ``out`` (reused if already built with this recipe); returns its path."""
+    out = Path(out)
+    if not force and is_built(out, kind, seed):
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_tokenizer()
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in (IM_END, PAD_TOKEN, VISION_START, VISION_END, IMAGE_PAD, VIDEO_PAD)}
+    text = _text_settings(len(tokenizer), bos_id=ids[PAD_TOKEN], eos_id=ids[IM_END], pad_id=ids[PAD_TOKEN])
+    torch.manual_seed(seed)
+    if kind == "vlm":
+        config = Qwen2VLConfig(
+            text_config={**text, "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [8, 12, 12]}},
+            vision_config={
+                "depth": VISION_DEPTH,
+                "embed_dim": VISION_EMBED,
+                "hidden_size": HIDDEN_SIZE,
+                "num_heads": VISION_EMBED // HEAD_DIM,
+                "mlp_ratio": 2,
+                "patch_size": 14,
+                "spatial_merge_size": 2,
+                "temporal_patch_size": 2,
+            },
+            image_token_id=ids[IMAGE_PAD],
+            video_token_id=ids[VIDEO_PAD],
+            vision_start_token_id=ids[VISION_START],
+            vision_end_token_id=ids[VISION_END],
+            tie_word_embeddings=False,
+        )
+        model = Qwen2VLForConditionalGeneration(config)
+        size = {"shortest_edge": MIN_PIXELS, "longest_edge": MAX_PIXELS}
+        processor = Qwen2VLProcessor(
+            image_processor=Qwen2VLImageProcessor(size=size),
+            video_processor=Qwen2VLVideoProcessor(size=size, cap_pixels_per_frame=True),
+            tokenizer=tokenizer,
+            chat_template=tokenizer.chat_template,
+        )
+        processor.save_pretrained(out)
+    else:
+        config = Qwen2Config(**text, head_dim=HEAD_DIM, rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+        model = Qwen2ForCausalLM(config)
+        tokenizer.save_pretrained(out)
+    model.generation_config = GenerationConfig(
+        bos_token_id=ids[PAD_TOKEN],
+        eos_token_id=[ids[IM_END], ids[PAD_TOKEN]],
+        pad_token_id=ids[PAD_TOKEN],
+        do_sample=False,
+        max_new_tokens=64,
+    )
+    model.save_pretrained(out)
+    (out / RECIPE_FILE).write_text(json.dumps(_recipe(kind, seed), indent=1))
+    return out
