@@ -26,7 +26,15 @@ from transformers import (
     Qwen2VLVideoProcessor,
 )
 
-from synpo.toy.tokenizer import IM_END, IMAGE_PAD, PAD_TOKEN, VIDEO_PAD, VISION_END, VISION_START, train_tokenizer
+from synpo.toy.tokenizer import (
+    IM_END,
+    IMAGE_PAD,
+    PAD_TOKEN,
+    VIDEO_PAD,
+    VISION_END,
+    VISION_START,
+    train_tokenizer,
+)
 
 ModelKind = Literal["vlm", "text"]
 RECIPE_FILE = "synpo_toy_model.json"

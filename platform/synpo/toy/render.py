@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import io
+import tempfile
+from pathlib import Path
 
 import av
 import numpy as np
@@ -43,13 +44,40 @@ def render_frame(scene: Scene, time_s: float, width: int, height: int, backgroun
     return frame
 
 
-def encode_mp4(scene: Scene, width: int = 160, height: int = 120, fps: int = 8, keyframe_interval_s: float = 2.0) -> bytes:
-    """The scene as mp4 bytes (H.264, yuv420p, a keyframe every ``keyframe_interval_s``)."""
+def encode_mp4(
+    scene: Scene,
+    width: int = 160,
+    height: int = 120,
+    fps: int = 8,
+    keyframe_interval_s: float = 2.0,
+    faststart: bool = True,
+) -> bytes:
+    """The scene as mp4 bytes (H.264, yuv420p, a keyframe every ``keyframe_interval_s``).
+
+    ``faststart`` puts the index (``moov``) before the media data, as web-ready files have it.
+    """
     if width % 2 or height % 2:
         raise ValueError(f"H.264 needs even frame sizes, got {width}x{height}")
-    buffer = io.BytesIO()
     background = _background(scene, width, height)
-    with av.open(buffer, mode="w", format="mp4") as container:
+    options = {"movflags": "faststart"} if faststart else {}
+    # faststart rewrites the file after encoding, which needs a real file rather than a buffer.
+    with tempfile.TemporaryDirectory(prefix="synpo-toy-") as folder:
+        path = Path(folder) / "video.mp4"
+        _encode_to(path, scene, width, height, fps, keyframe_interval_s, options, background)
+        return path.read_bytes()
+
+
+def _encode_to(
+    path: Path,
+    scene: Scene,
+    width: int,
+    height: int,
+    fps: int,
+    keyframe_interval_s: float,
+    options: dict[str, str],
+    background: np.ndarray,
+) -> None:
+    with av.open(str(path), mode="w", format="mp4", options=options) as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         gop = max(1, round(keyframe_interval_s * fps))
@@ -61,4 +89,3 @@ def encode_mp4(scene: Scene, width: int = 160, height: int = 120, fps: int = 8, 
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    return buffer.getvalue()

@@ -80,8 +80,8 @@ def _video_stream(container: av.container.InputContainer, uri: str) -> av.video.
         kinds = sorted({stream.type for stream in container.streams}) or ["none"]
         raise VideoError(uri, f"no video stream (streams found: {', '.join(kinds)})")
     stream = container.streams.video[0]
-    if stream.codec_context is None or stream.codec_context.codec is None:
-        raise VideoError(uri, f"no decoder for the video codec {stream.codec_context.name if stream.codec_context else '?'}")
+    if stream.codec_context is None:
+        raise VideoError(uri, "unreadable codec: FFmpeg has no decoder for this video stream's codec")
     return stream
 
 

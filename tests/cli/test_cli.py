@@ -1,0 +1,56 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from synpo.cli.main import main
+
+
+def test_toy_videos_to_s3(s3_storage, monkeypatch):
+    storage, bucket = s3_storage
+    monkeypatch.setenv("AWS_ENDPOINT_URL", storage.config.resolved().endpoint_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    assert main(["toy", "videos", "--out", f"s3://{bucket}/toy", "--count", "2", "--seed", "1"]) == 0
+    listed = storage.list(f"s3://{bucket}/toy")
+    assert [uri.rsplit("/", 1)[1] for uri in listed] == [
+        "manifest.jsonl", "toy-0001-00000.json", "toy-0001-00000.mp4", "toy-0001-00001.json", "toy-0001-00001.mp4"
+    ]
+    rows = [json.loads(line) for line in storage.read_text(f"s3://{bucket}/toy/manifest.jsonl").splitlines()]
+    assert rows[1]["video"] == f"s3://{bucket}/toy/toy-0001-00001.mp4"
+
+
+def test_config_show_prints_defaults_and_help(capsys):
+    assert main(["config", "show", "caption", "generation.top_k=5"]) == 0
+    out = capsys.readouterr().out
+    assert "# keep the k most likely tokens (0 = off) (default: 32)\n  top_k: 5" in out
+
+
+def test_config_errors_exit_2_with_the_field_named(capsys):
+    assert main(["config", "show", "caption", "video.num_frames=0"]) == 2
+    assert "video.num_frames = 0: Input should be greater than or equal to 1" in capsys.readouterr().err
+
+
+def test_caption_reports_a_bad_video_clearly(tmp_path, tiny_vlm, capsys):
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video")
+    assert main(["caption", "--model", str(tiny_vlm), "--video", str(bad)]) == 2
+    assert f"{bad}: not a readable video container" in capsys.readouterr().err
+
+
+def test_caption_reports_a_missing_model(tmp_path, toy_video_dir, capsys):
+    video = toy_video_dir / "toy-0007-00000.mp4"
+    assert main(["caption", "--model", str(tmp_path / "nomodel"), "--video", str(video)]) == 2
+    assert "is not a model folder" in capsys.readouterr().err
+
+
+def test_console_script_captions_a_video(tiny_vlm, toy_video_dir):
+    script = Path(sys.executable).parent / "synpo"
+    result = subprocess.run(
+        [str(script), "caption", "--model", str(tiny_vlm), "--video", str(toy_video_dir / "toy-0007-00002.mp4"),
+         "generation.max_new_tokens=8"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()  # one caption line from the tiny model

@@ -1,0 +1,94 @@
+import pydantic
+import pytest
+
+from synpo.config.base import StrictModel
+from synpo.config.jobs import JOB_CONFIGS, CaptionConfig
+from synpo.config.loader import ConfigError, load_config, parse_override
+from synpo.config.render import render_config
+
+
+class Inner(StrictModel):
+    rate: float = pydantic.Field(default=0.5, gt=0, le=1, description="a rate")
+    mode: str = pydantic.Field(default="a", pattern="^(a|b)$", description="a mode")
+
+
+class Outer(StrictModel):
+    name: str = pydantic.Field(default="x", description="a name")
+    count: int = pydantic.Field(default=3, ge=1, description="a count")
+    inner: Inner = pydantic.Field(default_factory=Inner, description="nested")
+
+
+def test_defaults_yaml_and_overrides_compose(tmp_path):
+    path = tmp_path / "job.yaml"
+    path.write_text("name: from-yaml\ninner:\n  rate: 0.25\n")
+    config = load_config(Outer, path, ["count=7", "inner.mode=b"])
+    assert (config.name, config.count, config.inner.rate, config.inner.mode) == ("from-yaml", 7, 0.25, "b")
+
+
+def test_override_values_are_parsed_as_yaml():
+    assert parse_override("a.b=4") == (["a", "b"], 4)
+    assert parse_override("flag=true") == (["flag"], True)
+    assert parse_override("ids=[1, 2]") == (["ids"], [1, 2])
+    assert parse_override("name=hello world") == (["name"], "hello world")
+    assert parse_override("empty=") == (["empty"], None)
+
+
+@pytest.mark.parametrize("override", ["novalue", "=3", "a..b=1"])
+def test_malformed_overrides_are_rejected(override):
+    with pytest.raises(ConfigError, match="override"):
+        parse_override(override)
+
+
+def test_unknown_override_key_names_the_key_and_the_allowed_ones():
+    with pytest.raises(ConfigError) as error:
+        load_config(Outer, None, ["inner.speed=3"])
+    message = str(error.value)
+    assert "'speed'" in message and "'inner'" in message and "mode, rate" in message
+
+
+def test_unknown_yaml_key_fails_naming_it(tmp_path):
+    path = tmp_path / "job.yaml"
+    path.write_text("inner:\n  rat: 0.1\n")
+    with pytest.raises(ConfigError, match=r"inner\.rat = 0\.1: unknown key"):
+        load_config(Outer, path)
+
+
+def test_bad_value_names_field_value_and_rule():
+    with pytest.raises(ConfigError) as error:
+        load_config(Outer, None, ["inner.rate=1.5", "count=zero"])
+    message = str(error.value)
+    assert "inner.rate = 1.5: Input should be less than or equal to 1" in message
+    assert "count = 'zero': Input should be a valid integer" in message
+
+
+def test_override_into_plain_value_is_rejected():
+    with pytest.raises(ConfigError, match="'name' is a plain value"):
+        load_config(Outer, None, ["name.first=a"])
+
+
+def test_missing_and_non_mapping_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(Outer, tmp_path / "nope.yaml")
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        load_config(Outer, listing)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("a: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(Outer, broken)
+
+
+def test_render_shows_every_field_with_help_and_default():
+    text = render_config(load_config(Outer, None, ["count=9"]))
+    assert "# a count (default: 3)\ncount: 9" in text
+    assert "  # a rate (default: 0.5)\n  rate: 0.5" in text
+
+
+def test_every_job_config_renders_and_secrets_stay_hidden():
+    for job, model in JOB_CONFIGS.items():
+        text = render_config(model())
+        assert text.count("# ") >= len(model.model_fields), job
+    config = load_config(CaptionConfig, None, ["storage.secret_access_key=hunter2"])
+    rendered = render_config(config)
+    assert "hunter2" not in rendered and "**********" in rendered

@@ -1,0 +1,67 @@
+"""Shared fixtures: a real S3 endpoint on loopback, toy videos, the tiny models built offline."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def free_port() -> int:
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        return probe_socket.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A moto S3 server on a free loopback port, for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_storage(s3_endpoint, request):
+    """A :class:`Storage` pointed at the loopback endpoint, with a fresh bucket; yields (storage, bucket)."""
+    from synpo.storage import Storage, StorageConfig
+
+    storage = Storage(
+        StorageConfig(endpoint_url=s3_endpoint, region="us-east-1", access_key_id="testing", secret_access_key="testing")
+    )
+    bucket = "test-" + request.node.name.lower().replace("_", "-").replace("[", "-").replace("]", "")[:40].strip("-")
+    storage._s3().create_bucket(Bucket=bucket)
+    return storage, bucket
+
+
+@pytest.fixture(scope="session")
+def toy_video_dir(tmp_path_factory) -> Path:
+    """Three toy videos (seed 7) with ground truth and a manifest."""
+    from synpo.toy.videos import write_toy_videos
+
+    out = tmp_path_factory.mktemp("toy_videos")
+    write_toy_videos(str(out), count=3, seed=7, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm(tmp_path_factory) -> Path:
+    from synpo.toy.model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-vlm", kind="vlm")
+
+
+@pytest.fixture(scope="session")
+def tiny_text_lm(tmp_path_factory) -> Path:
+    from synpo.toy.model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-text", kind="text")

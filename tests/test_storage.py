@@ -1,0 +1,127 @@
+import threading
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from synpo.storage import ObjectNotFound, Storage, StorageConfig, StorageError, join_uri, parse_uri
+
+
+def roots(tmp_path, s3_storage):
+    storage, bucket = s3_storage
+    return [(Storage(), str(tmp_path / "local")), (Storage(), f"file://{tmp_path}/file-uri"), (storage, f"s3://{bucket}/data")]
+
+
+@pytest.mark.parametrize("kind", ["local", "file", "s3"])
+def test_round_trip_exists_and_list(tmp_path, s3_storage, kind):
+    storage, root = dict(zip(["local", "file", "s3"], roots(tmp_path, s3_storage), strict=True))[kind]
+    payload = bytes(range(256)) * 100
+    storage.write_bytes(join_uri(root, "b/clip.mp4"), payload)
+    storage.write_text(join_uri(root, "a.json"), '{"x": 1}')
+    storage.write_text(join_uri(root, "_SUCCESS"), "")
+    assert storage.read_bytes(join_uri(root, "b/clip.mp4")) == payload
+    assert storage.read_text(join_uri(root, "a.json")) == '{"x": 1}'
+    assert storage.exists(join_uri(root, "a.json"))
+    assert not storage.exists(join_uri(root, "missing.json"))
+    assert storage.list(root) == [join_uri(root, "a.json"), join_uri(root, "b/clip.mp4")]
+    assert storage.list(root, suffixes=(".MP4",)) == [join_uri(root, "b/clip.mp4")]
+    with pytest.raises(ObjectNotFound, match="missing.json"):
+        storage.read_bytes(join_uri(root, "missing.json"))
+
+
+def test_s3_listing_paginates(s3_storage):
+    storage, bucket = s3_storage
+    client = storage._s3()
+    for index in range(1005):  # more than one 1000-key page
+        client.put_object(Bucket=bucket, Key=f"many/{index:05d}.txt", Body=b"x")
+    listed = storage.list(f"s3://{bucket}/many")
+    assert len(listed) == 1005 and listed[0].endswith("00000.txt") and listed[-1].endswith("01004.txt")
+
+
+def test_local_write_is_atomic_under_concurrent_readers(tmp_path):
+    storage = Storage()
+    target = str(tmp_path / "obj.bin")
+    old, new = b"a" * 2_000_000, b"b" * 3_000_000
+    storage.write_bytes(target, old)
+    seen: set[int] = set()
+    stop = threading.Event()
+
+    def reader():
+        while not stop.is_set():
+            seen.add(len(storage.read_bytes(target)))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    for _ in range(20):
+        storage.write_bytes(target, new)
+        storage.write_bytes(target, old)
+    stop.set()
+    thread.join()
+    assert seen <= {len(old), len(new)}
+    assert [path.name for path in tmp_path.iterdir()] == ["obj.bin"]  # no temp file left behind
+
+
+def test_failed_local_write_leaves_old_object_and_no_temp(tmp_path):
+    storage = Storage()
+    target = str(tmp_path / "obj.txt")
+    storage.write_text(target, "old")
+
+    with pytest.raises(TypeError):
+        storage.write_bytes(target, object())  # not bytes: the write fails inside the temp file
+    assert storage.read_text(target) == "old"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["obj.txt"]
+
+
+def test_s3_writes_are_whole_objects(s3_storage):
+    storage, bucket = s3_storage
+    uri = f"s3://{bucket}/obj.bin"
+    storage.write_bytes(uri, b"x" * 5_000_000)
+    head = storage._s3().head_object(Bucket=bucket, Key="obj.bin")
+    assert head["ContentLength"] == 5_000_000
+    with pytest.raises(StorageError, match="names a prefix"):
+        storage.write_bytes(f"s3://{bucket}/folder/", b"x")
+
+
+def test_arrow_filesystem_reads_what_storage_wrote(tmp_path, s3_storage):
+    storage, bucket = s3_storage
+    table = pa.table({"id": [1, 2, 3], "caption": ["a", "b", "c"]})
+    for root in (str(tmp_path), f"s3://{bucket}/tables"):
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        uri = join_uri(root, "t.parquet")
+        storage.write_bytes(uri, sink.getvalue().to_pybytes())
+        filesystem, path = storage.arrow_filesystem(uri)
+        assert pq.read_table(path, filesystem=filesystem).equals(table)
+
+
+def test_config_falls_back_to_aws_environment(monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-3")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "env-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret")
+    resolved = StorageConfig().resolved()
+    assert (resolved.endpoint_url, resolved.region, resolved.access_key_id, resolved.secret_access_key) == (
+        "http://127.0.0.1:9", "eu-west-3", "env-key", "env-secret"
+    )
+    explicit = StorageConfig(endpoint_url="http://127.0.0.1:10", region="us-west-2").resolved()
+    assert (explicit.endpoint_url, explicit.region) == ("http://127.0.0.1:10", "us-west-2")
+
+
+def test_uri_parsing_and_errors(tmp_path):
+    assert parse_uri("s3://bucket/a/b.mp4").key == "a/b.mp4"
+    assert parse_uri(f"file://{tmp_path}/x").path == f"{tmp_path}/x"
+    assert parse_uri("relative/x").path.endswith("relative/x")
+    for bad, pattern in [("gs://b/k", "unsupported URI scheme 'gs'"), ("s3:///key", "has no bucket"), ("", "empty storage URI")]:
+        with pytest.raises(StorageError, match=pattern):
+            parse_uri(bad)
+    with pytest.raises(ObjectNotFound):
+        Storage().list(str(tmp_path / "nope"))
+
+
+def test_storage_pickles_without_its_client(s3_storage):
+    import pickle
+
+    storage, bucket = s3_storage
+    storage.write_text(f"s3://{bucket}/k", "v")
+    clone = pickle.loads(pickle.dumps(storage))
+    assert clone._s3_client is None and clone.read_text(f"s3://{bucket}/k") == "v"
