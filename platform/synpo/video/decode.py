@@ -1,12 +1,11 @@
 """PyAV decoding: open and probe a video, and decode the frames at chosen timestamps by seeking.
 
-:func:`decode_at` visits sorted target times. For each target it either keeps decoding forward (the
-target is close ahead, inside the current group of pictures) or seeks to the keyframe before it and
-decodes from there. The frame returned for a target is the first frame whose timestamp is at or
-after ``target - half a frame``, so the result is the same whether the sampler seeks or not (a test
-holds it to a full decode); only the work differs. With keyframes every couple of seconds — what
-encoders and streaming platforms produce — sampling 16 frames from a minute of video decodes a
-fraction of its frames (``bench/video_sampling.py``).
+:func:`decode_at` visits sorted target times. It reads the keyframe index first (demuxing packets,
+cheap next to decoding); for each target it keeps decoding forward when the keyframe before the
+target is behind what it already decoded, and otherwise seeks to that keyframe. While catching up it
+lets the decoder skip non-reference frames. The frame returned for a target is the first frame whose
+timestamp is at or after ``target - half a frame``, so the result is bit-identical to a full decode
+(a test holds it to that); only the work differs. ``bench/video_sampling.py`` measures the gain.
 
 Every problem — missing/empty/truncated file, not a video container, no video stream, zero
 duration, a codec with no decoder — raises :class:`~synpo.video.errors.VideoError`.
@@ -14,7 +13,9 @@ duration, a codec with no decoder — raises :class:`~synpo.video.errors.VideoEr
 
 from __future__ import annotations
 
+import bisect
 import io
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -135,44 +136,72 @@ class DecodeStats:
     seeks: int = 0
 
 
+def keyframe_times(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> list[float]:
+    """Timestamps (s) of the stream's keyframes, read by demuxing packets without decoding them."""
+    times = [
+        float(packet.pts * stream.time_base)
+        for packet in container.demux(stream)
+        if packet.is_keyframe and packet.pts is not None
+    ]
+    return sorted(times)
+
+
 class _Cursor:
-    """Decodes forward from wherever the last seek put the demuxer, remembering what it saw."""
+    """Feeds packets to the decoder from wherever the last seek put the demuxer.
+
+    While catching up to a target it lets the decoder skip non-reference frames (``skip_frame =
+    NONREF``) that come before the target: nothing else is predicted from them, so the target frame
+    decodes bit-identically with roughly half the work on streams with B-frames.
+    """
 
     def __init__(self, container: av.container.InputContainer, stream: av.video.stream.VideoStream, uri: str):
         self.container, self.stream, self.uri = container, stream, uri
-        self.frames: Iterator[av.VideoFrame] | None = None
+        self.context = stream.codec_context
+        self.packets: Iterator[av.Packet] | None = None
+        self.pending: deque[av.VideoFrame] = deque()
+        self.drained = False
         self.last_time_s: float | None = None
-        self.last_keyframe_s: float | None = None
-        self.max_gop_s: float = 0.0
         self.stats = DecodeStats()
 
     def seek(self, time_s: float) -> None:
-        offset = int(Fraction(time_s) / self.stream.time_base) if self.stream.time_base else 0
+        offset = int(Fraction(time_s) / self.stream.time_base)
         try:
             self.container.seek(max(offset, 0), stream=self.stream, backward=True, any_frame=False)
         except av.error.FFmpegError as error:
             raise VideoError(self.uri, f"seeking to {time_s:.2f} s failed ({_describe(error)})") from None
-        self.frames = None
-        self.last_time_s = None
+        self.packets, self.drained, self.last_time_s = None, False, None
+        self.pending.clear()
         self.stats.seeks += 1
 
-    def next_frame(self) -> av.VideoFrame | None:
-        if self.frames is None:
-            self.frames = self.container.decode(self.stream)
+    def _decode_more(self, skip_before_pts: int | None) -> None:
+        if self.packets is None:
+            self.packets = self.container.demux(self.stream)
         try:
-            frame = next(self.frames)
-        except StopIteration:
-            return None
+            packet = next(self.packets, None)
+            if packet is None or packet.size == 0:  # end of stream: drain the decoder's delayed frames
+                self.pending.extend(self.context.decode(None))
+                self.drained = True
+                return
+            skippable = skip_before_pts is not None and packet.pts is not None and packet.pts < skip_before_pts
+            self.context.skip_frame = "NONREF" if skippable else "DEFAULT"
+            self.pending.extend(self.context.decode(packet))
         except av.error.FFmpegError as error:
-            raise VideoError(self.uri, f"decoding failed after {self.last_time_s or 0:.2f} s ({_describe(error)})") from None
-        if frame.time is None:
-            return self.next_frame()
+            raise VideoError(
+                self.uri, f"truncated or corrupt: the video stream breaks off after {self.last_time_s or 0:.2f} s ({_describe(error)})"
+            ) from None
+
+    def next_frame(self, skip_before_pts: int | None = None) -> av.VideoFrame | None:
+        """The next decoded frame (None at the end); non-reference frames before ``skip_before_pts`` may be skipped."""
+        while True:
+            while not self.pending:
+                if self.drained:
+                    return None
+                self._decode_more(skip_before_pts)
+            frame = self.pending.popleft()
+            if frame.pts is not None:
+                break
         self.stats.frames_decoded += 1
-        if frame.key_frame:
-            if self.last_keyframe_s is not None and frame.time > self.last_keyframe_s:
-                self.max_gop_s = max(self.max_gop_s, frame.time - self.last_keyframe_s)
-            self.last_keyframe_s = frame.time
-        self.last_time_s = frame.time
+        self.last_time_s = float(frame.pts * self.stream.time_base)  # frames drained at the end lack time_base
         return frame
 
 
@@ -186,13 +215,19 @@ def decode_at(
     """Decode the frames at ``targets_s`` (seconds from the start, any order, repeats allowed).
 
     Returns ``(info, frames [len(targets), H, W, 3] uint8 RGB, timestamps_s of the frames, stats)``.
-    ``seek=False`` decodes every frame from the start (the reference behaviour, used by tests and
-    the benchmark). Raises :class:`VideoError` if the stream ends before the last target, i.e. the
-    file is truncated.
+    With ``seek=True`` the keyframe index is read first (demuxing only) and the decoder jumps to the
+    keyframe before a target whenever that keyframe lies beyond what it has decoded so far; otherwise
+    it keeps decoding forward. So it never decodes more frames than a full decode, and far fewer when
+    keyframes are closer together than the targets. ``seek=False`` decodes every frame from the start
+    (the reference behaviour, used by tests and the benchmark). Raises :class:`VideoError` if the
+    stream ends before the last target, i.e. the file is truncated.
     """
+    keyframes_s: list[float] = []
+    if seek:
+        with open_video(source, uri) as index_container:
+            keyframes_s = keyframe_times(index_container, _probe_stream(index_container, uri)[0])
     with open_video(source, uri) as container:
         stream, info = _probe_stream(container, uri)
-        stream.thread_type = "AUTO"
         width, height = scaled_size(info.width, info.height, max_side)
         start_s = float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
         half_frame_s = 0.5 / info.fps
@@ -200,25 +235,22 @@ def decode_at(
         frames: list[np.ndarray | None] = [None] * len(targets_s)
         times: list[float] = [0.0] * len(targets_s)
         cursor = _Cursor(container, stream, uri)
-        current: av.VideoFrame | None = None
+        current_time_s: float | None = None
         current_array: np.ndarray | None = None
         for position in order:
-            target_s = start_s + targets_s[position]
-            if current is not None and current.time >= target_s - half_frame_s:
-                frames[position], times[position] = current_array, current.time - start_s
+            target_s = start_s + targets_s[position] - half_frame_s
+            if current_time_s is not None and current_time_s >= target_s:
+                frames[position], times[position] = current_array, current_time_s - start_s
                 continue
-            ahead_s = target_s - (cursor.last_time_s if cursor.last_time_s is not None else start_s)
-            gop_guess_s = cursor.max_gop_s or 1.0
-            if seek and (ahead_s > gop_guess_s or ahead_s < 0) and targets_s[position] > half_frame_s:
-                cursor.seek(target_s)
-                current = None
-            while True:
-                frame = cursor.next_frame()
-                if frame is None:
-                    break
-                if frame.time >= target_s - half_frame_s:
-                    current = frame
-                    break
+            keyframe_index = bisect.bisect_right(keyframes_s, target_s) - 1
+            if keyframe_index >= 0:
+                keyframe_s = keyframes_s[keyframe_index]
+                decoded_to_s = cursor.last_time_s if cursor.last_time_s is not None else start_s
+                if keyframe_s > decoded_to_s:
+                    cursor.seek(keyframe_s)
+            skip_before_pts = int(Fraction(target_s) / stream.time_base) if seek else None
+            while (frame := cursor.next_frame(skip_before_pts)) is not None and cursor.last_time_s < target_s:
+                pass
             if frame is None:
                 decoded_to = cursor.last_time_s - start_s if cursor.last_time_s is not None else 0.0
                 raise VideoError(
@@ -226,6 +258,8 @@ def decode_at(
                     f"truncated: the video stream ends at {decoded_to:.2f} s but the container says "
                     f"{info.duration_s:.2f} s (frame wanted at {targets_s[position]:.2f} s)",
                 )
-            current_array = current.to_ndarray(width=width, height=height, format="rgb24")
-            frames[position], times[position] = current_array, current.time - start_s
-        return info, np.stack(frames) if frames else np.zeros((0, height, width, 3), np.uint8), times, cursor.stats
+            current_time_s = cursor.last_time_s
+            current_array = frame.to_ndarray(width=width, height=height, format="rgb24")
+            frames[position], times[position] = current_array, current_time_s - start_s
+        stacked = np.stack(frames) if frames else np.zeros((0, height, width, 3), np.uint8)
+        return info, stacked, times, cursor.stats
