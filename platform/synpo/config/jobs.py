@@ -8,6 +8,7 @@ from synpo.config.base import StrictModel
 from synpo.sampling.hf_engine import GenerationSettings
 from synpo.storage import StorageConfig
 from synpo.toy.videos import DEFAULT_PROMPT
+from synpo.training.config import TrainConfig
 from synpo.video.sampler import VideoSamplingConfig
 
 
@@ -24,4 +25,5 @@ class CaptionConfig(StrictModel):
 
 JOB_CONFIGS: dict[str, type[StrictModel]] = {
     "caption": CaptionConfig,
+    "train": TrainConfig,
 }

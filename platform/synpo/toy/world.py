@@ -88,7 +88,7 @@ class Scene:
         return cls(**{**data, "shapes": shapes})
 
 
-def _path(direction: str, rng: random.Random) -> tuple[tuple[float, float], tuple[float, float]]:
+def path_for(direction: str, rng: random.Random) -> tuple[tuple[float, float], tuple[float, float]]:
     lane = rng.uniform(0.25, 0.75)
     if direction == "right":
         return (0.15, lane), (0.85, lane)
@@ -113,7 +113,7 @@ def make_scene(seed: int, min_duration_s: int = 5, max_duration_s: int = 40) -> 
     shapes = []
     for position, kind in enumerate(kinds):
         direction = rng.choice(DIRECTIONS)
-        start_xy, end_xy = _path(direction, rng)
+        start_xy, end_xy = path_for(direction, rng)
         appear_s = 0.0 if position == 0 or rng.random() < 0.4 else round(rng.uniform(0.2, 0.6) * duration_s, 1)
         change_s = new_colour = None
         if rng.random() < 0.5:

@@ -1,0 +1,1 @@
+"""Preference training: batching, response log-probs, the LoRA training step and its diagnostics."""

@@ -1,0 +1,114 @@
+"""The training job's typed config (``jobs/configs/train*.yaml``; ``synpo config show train``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pydantic
+
+from synpo.config.base import StrictModel
+from synpo.losses import OBJECTIVES
+from synpo.storage import StorageConfig
+from synpo.video.sampler import VideoSamplingConfig
+
+LANGUAGE_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class LoraSettings(StrictModel):
+    """LoRA adapters (paper App. C: rank 128, alpha 64, dropout 0.05, every linear projection of the LM)."""
+
+    rank: int = pydantic.Field(default=128, ge=1, description="LoRA rank r")
+    alpha: float = pydantic.Field(default=64.0, gt=0, description="LoRA scaling numerator (lora_alpha)")
+    dropout: float = pydantic.Field(default=0.05, ge=0, lt=1, description="dropout on the LoRA input")
+    target_modules: list[str] = pydantic.Field(
+        default_factory=lambda: list(LANGUAGE_PROJECTIONS),
+        min_length=1,
+        description="module names that get adapters (the language model's projections; the vision tower uses other names)",
+    )
+    train_vision_tower: bool = pydantic.Field(default=False, description="also train the vision tower and projector fully")
+
+
+class OptimSettings(StrictModel):
+    """AdamW with a linear schedule and warmup (paper App. C)."""
+
+    learning_rate: float = pydantic.Field(default=5e-6, gt=0, description="peak learning rate")
+    weight_decay: float = pydantic.Field(default=0.0, ge=0, description="AdamW weight decay")
+    warmup_ratio: float = pydantic.Field(default=0.1, ge=0, lt=1, description="fraction of optimizer steps spent warming up")
+    effective_batch_size: int = pydantic.Field(default=32, ge=1, description="pairs per optimizer step, over all workers")
+    micro_batch_size: int = pydantic.Field(default=2, ge=1, description="pairs per forward pass on one worker")
+    max_grad_norm: float = pydantic.Field(default=1.0, gt=0, description="gradient clipping threshold (global L2 norm)")
+    epochs: int = pydantic.Field(default=5, ge=1, description="passes over the training pairs")
+    max_steps: int | None = pydantic.Field(default=None, ge=1, description="stop after this many optimizer steps (None = all epochs)")
+
+    @pydantic.model_validator(mode="after")
+    def _divisible(self) -> OptimSettings:
+        if self.effective_batch_size % self.micro_batch_size:
+            raise ValueError(
+                f"effective_batch_size ({self.effective_batch_size}) must be a multiple of micro_batch_size ({self.micro_batch_size})"
+            )
+        return self
+
+
+class DiagnosticsSettings(StrictModel):
+    """What is measured during training (paper Fig. 3)."""
+
+    log_every_steps: int = pydantic.Field(default=1, ge=1, description="log step metrics every N optimizer steps")
+    grad_norm_every_steps: int = pydantic.Field(
+        default=10, ge=0, description="split the gradient into chosen/rejected contributions every N steps (0 = never)"
+    )
+    eval_every_steps: int = pydantic.Field(default=0, ge=0, description="validate every N steps (0 = only after each epoch)")
+
+
+class TrainConfig(StrictModel):
+    """Preference training of a (video) VLM with LoRA: SynPO or a DPO-family baseline."""
+
+    pairs: str = pydantic.Field(default="", description="preference pairs: .parquet/.jsonl file or folder, LLaMA-Factory .json")
+    val_pairs: str | None = pydantic.Field(default=None, description="validation pairs (None = split val_fraction off pairs)")
+    val_fraction: float = pydantic.Field(default=0.1, ge=0, lt=1, description="share of pairs held out when val_pairs is None")
+    model: str = pydantic.Field(default="runs/models/tiny-vlm", description="local Hugging Face model folder")
+    build_toy_model: bool = pydantic.Field(default=False, description="build the tiny toy VLM at `model` if the folder is missing")
+    objective: str = pydantic.Field(default="synpo", description=f"one of: {', '.join(OBJECTIVES)}")
+    hyperparameters: dict[str, float | str] = pydantic.Field(
+        default_factory=dict, description="objective hyperparameters overriding its defaults (e.g. {alpha: 30, beta: 0.2})"
+    )
+    reference: Literal["adapters_off", "precomputed"] = pydantic.Field(
+        default="adapters_off",
+        description="reference log-probs for DPO-style objectives: same model with LoRA disabled, or ref_* columns in the pairs",
+    )
+    lora: LoraSettings = pydantic.Field(default_factory=LoraSettings, description="LoRA adapters")
+    optim: OptimSettings = pydantic.Field(default_factory=OptimSettings, description="optimizer and schedule")
+    diagnostics: DiagnosticsSettings = pydantic.Field(default_factory=DiagnosticsSettings, description="training diagnostics")
+    video: VideoSamplingConfig = pydantic.Field(default_factory=VideoSamplingConfig, description="frames per training video")
+    max_response_tokens: int = pydantic.Field(default=512, ge=2, description="responses are cut to this many tokens (EOS included)")
+    encode_video_once: bool = pydantic.Field(default=True, description="encode each pair's video once for chosen and rejected")
+    best_metric: Literal["val/loss", "val/accuracy", "val/margin", "val/nll_chosen"] = pydantic.Field(
+        default="val/accuracy", description="validation metric that picks the epoch kept (loss/NLL: lower is better)"
+    )
+    device: str = pydantic.Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto, cpu or cuda[:N]")
+    seed: int = pydantic.Field(default=0, description="seed for data order, dropout and the validation split")
+    output_dir: str = pydantic.Field(default="runs/train", description="where metrics, plots and the adapter are written")
+    storage: StorageConfig = pydantic.Field(default_factory=StorageConfig, description="object storage (for s3:// pairs and videos)")
+
+    @pydantic.field_validator("objective")
+    @classmethod
+    def _known_objective(cls, value: str) -> str:
+        if value not in OBJECTIVES:
+            raise ValueError(f"unknown objective {value!r}; allowed: {', '.join(OBJECTIVES)}")
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _hyperparameters_fit_objective(self) -> TrainConfig:
+        allowed = OBJECTIVES[self.objective].defaults
+        unknown = sorted(set(self.hyperparameters) - set(allowed))
+        if unknown:
+            raise ValueError(f"objective {self.objective!r} has no hyperparameter(s) {unknown}; it takes {sorted(allowed) or 'none'}")
+        if self.lora.train_vision_tower and OBJECTIVES[self.objective].needs_reference and self.reference == "adapters_off":
+            raise ValueError(
+                "lora.train_vision_tower changes weights outside the adapters, so 'adapters_off' is no longer the reference; "
+                "use reference=precomputed"
+            )
+        return self
+
+    @property
+    def best_is_lower(self) -> bool:
+        return self.best_metric in ("val/loss", "val/nll_chosen")
