@@ -27,7 +27,7 @@ lint: setup
 
 demo: setup
 	HF_HUB_OFFLINE=1 $(VENV)/bin/synpo toy videos --out $(DEMO)/videos --count 4 --seed 0
-	HF_HUB_OFFLINE=1 $(VENV)/bin/synpo toy model --out $(DEMO)/models/tiny-vlm --kind vlm
+	HF_HUB_OFFLINE=1 $(VENV)/bin/synpo toy model --out $(DEMO)/models/tiny-vlm --kind vlm --warm-start-steps 300
 	HF_HUB_OFFLINE=1 $(VENV)/bin/synpo caption --model $(DEMO)/models/tiny-vlm --video $(DEMO)/videos/toy-0000-00000.mp4
 
 clean-demo:

@@ -65,3 +65,22 @@ def tiny_text_lm(tmp_path_factory) -> Path:
     from synpo.toy.model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-text", kind="text")
+
+
+@pytest.fixture(scope="session")
+def warm_vlm(tmp_path_factory) -> Path:
+    """The tiny VLM after a short fine-tune on toy captions (it writes caption-like text)."""
+    from synpo.toy.model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "warm-vlm", kind="vlm", warm_start_steps=150)
+
+
+@pytest.fixture(scope="session")
+def toy_pair_rows(tmp_path_factory) -> list[dict]:
+    """Known-answer pairs for 8 toy videos (seed 3)."""
+    from synpo.toy.pairs import toy_pairs
+    from synpo.toy.videos import ToyVideoSpec, write_toy_videos
+
+    out = tmp_path_factory.mktemp("pair_videos")
+    write_toy_videos(str(out), count=8, seed=3, spec=ToyVideoSpec(max_duration_s=20), progress=False)
+    return toy_pairs(str(out))

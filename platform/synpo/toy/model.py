@@ -65,20 +65,36 @@ def _text_settings(vocab_size: int, bos_id: int, eos_id: int, pad_id: int) -> di
     }
 
 
-def _recipe(kind: ModelKind, seed: int) -> dict:
-    return {"kind": kind, "seed": seed, "version": RECIPE_VERSION, "hidden_size": HIDDEN_SIZE, "layers": TEXT_LAYERS}
+def _recipe(kind: ModelKind, seed: int, warm_start_steps: int) -> dict:
+    return {
+        "kind": kind,
+        "seed": seed,
+        "version": RECIPE_VERSION,
+        "hidden_size": HIDDEN_SIZE,
+        "layers": TEXT_LAYERS,
+        "warm_start_steps": warm_start_steps,
+    }
 
 
-def is_built(out: str | Path, kind: ModelKind, seed: int) -> bool:
+def is_built(out: str | Path, kind: ModelKind, seed: int, warm_start_steps: int = 0) -> bool:
     recipe_path = Path(out) / RECIPE_FILE
-    return recipe_path.is_file() and json.loads(recipe_path.read_text()) == _recipe(kind, seed)
+    return recipe_path.is_file() and json.loads(recipe_path.read_text()) == _recipe(kind, seed, warm_start_steps)
 
 
-def build_tiny_model(out: str | Path, kind: ModelKind = "vlm", seed: int = 0, force: bool = False) -> Path:
-    """Write the tiny model folder to ``out`` (reused if already built with this recipe); returns its path."""
+def build_tiny_model(
+    out: str | Path, kind: ModelKind = "vlm", seed: int = 0, force: bool = False, warm_start_steps: int = 0
+) -> Path:
+    """Write the tiny model folder to ``out`` (reused if already built with this recipe); returns its path.
+
+    ``warm_start_steps > 0`` (VLM only) then fine-tunes it on toy-world captions
+    (:func:`synpo.toy.warmstart.warm_start`) so it writes caption-like text instead of token soup.
+    """
     out = Path(out)
-    if not force and is_built(out, kind, seed):
+    if warm_start_steps and kind != "vlm":
+        raise ValueError(f"warm start is for the video model; kind={kind!r} takes warm_start_steps=0, got {warm_start_steps}")
+    if not force and is_built(out, kind, seed, warm_start_steps):
         return out
+    (out / RECIPE_FILE).unlink(missing_ok=True)  # a half-built folder must never look finished
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = train_tokenizer()
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in (IM_END, PAD_TOKEN, VISION_START, VISION_END, IMAGE_PAD, VIDEO_PAD)}
@@ -124,5 +140,9 @@ def build_tiny_model(out: str | Path, kind: ModelKind = "vlm", seed: int = 0, fo
         max_new_tokens=64,
     )
     model.save_pretrained(out)
-    (out / RECIPE_FILE).write_text(json.dumps(_recipe(kind, seed), indent=1))
+    if warm_start_steps:
+        from synpo.toy.warmstart import warm_start
+
+        warm_start(out, steps=warm_start_steps, seed=seed)
+    (out / RECIPE_FILE).write_text(json.dumps(_recipe(kind, seed, warm_start_steps), indent=1))
     return out

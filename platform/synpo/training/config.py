@@ -17,6 +17,7 @@ LANGUAGE_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up
 class LoraSettings(StrictModel):
     """LoRA adapters (paper App. C: rank 128, alpha 64, dropout 0.05, every linear projection of the LM)."""
 
+    enabled: bool = pydantic.Field(default=True, description="train LoRA adapters (False = full fine-tuning of the language model)")
     rank: int = pydantic.Field(default=128, ge=1, description="LoRA rank r")
     alpha: float = pydantic.Field(default=64.0, gt=0, description="LoRA scaling numerator (lora_alpha)")
     dropout: float = pydantic.Field(default=0.05, ge=0, lt=1, description="dropout on the LoRA input")
@@ -62,7 +63,9 @@ class DiagnosticsSettings(StrictModel):
 class TrainConfig(StrictModel):
     """Preference training of a (video) VLM with LoRA: SynPO or a DPO-family baseline."""
 
-    pairs: str = pydantic.Field(default="", description="preference pairs: .parquet/.jsonl file or folder, LLaMA-Factory .json")
+    pairs: str | None = pydantic.Field(
+        default=None, description="REQUIRED preference pairs: .parquet/.jsonl file or folder, LLaMA-Factory .json"
+    )
     val_pairs: str | None = pydantic.Field(default=None, description="validation pairs (None = split val_fraction off pairs)")
     val_fraction: float = pydantic.Field(default=0.1, ge=0, lt=1, description="share of pairs held out when val_pairs is None")
     model: str = pydantic.Field(default="runs/models/tiny-vlm", description="local Hugging Face model folder")
@@ -102,10 +105,11 @@ class TrainConfig(StrictModel):
         unknown = sorted(set(self.hyperparameters) - set(allowed))
         if unknown:
             raise ValueError(f"objective {self.objective!r} has no hyperparameter(s) {unknown}; it takes {sorted(allowed) or 'none'}")
-        if self.lora.train_vision_tower and OBJECTIVES[self.objective].needs_reference and self.reference == "adapters_off":
+        changes_base = self.lora.train_vision_tower or not self.lora.enabled
+        if changes_base and OBJECTIVES[self.objective].needs_reference and self.reference == "adapters_off":
             raise ValueError(
-                "lora.train_vision_tower changes weights outside the adapters, so 'adapters_off' is no longer the reference; "
-                "use reference=precomputed"
+                "full fine-tuning (lora.enabled=false) or lora.train_vision_tower changes weights outside the adapters, "
+                "so 'adapters_off' is no longer the reference; use reference=precomputed"
             )
         return self
 

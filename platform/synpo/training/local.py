@@ -30,6 +30,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+TOY_WARM_START_STEPS = 300
+
+
 def ensure_model(config: TrainConfig) -> None:
     if Path(config.model, "config.json").is_file():
         return
@@ -37,7 +40,7 @@ def ensure_model(config: TrainConfig) -> None:
         raise ConfigError(f"model = {config.model!r}: no model folder there (set build_toy_model=true to build the tiny toy VLM)")
     from synpo.toy.model import build_tiny_model
 
-    build_tiny_model(config.model, kind="vlm")
+    build_tiny_model(config.model, kind="vlm", warm_start_steps=TOY_WARM_START_STEPS)
 
 
 class JsonlLogger:

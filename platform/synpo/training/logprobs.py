@@ -24,20 +24,21 @@ from synpo.training.collate import IGNORE_INDEX, PairBatch
 
 
 class ChunkedTokenLogProbs(torch.autograd.Function):
-    """``log softmax(logits)[n, targets[n]]`` for ``logits [N, V]`` in row chunks, float32 math."""
+    """``log softmax(logits)[n, targets[n]]`` for ``logits [N, V]`` in row chunks, in float32 (or float64) math."""
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, targets: torch.Tensor, chunk_rows: int) -> torch.Tensor:
+        compute = torch.promote_types(logits.dtype, torch.float32)
         picked, normalisers = [], []
         for start in range(0, logits.shape[0], chunk_rows):
-            block = logits[start : start + chunk_rows].float()  # [c, V]
+            block = logits[start : start + chunk_rows].to(compute)  # [c, V]
             normaliser = torch.logsumexp(block, dim=-1)  # [c]
             picked.append(block.gather(-1, targets[start : start + chunk_rows, None]).squeeze(-1) - normaliser)
             normalisers.append(normaliser)
-        log_normaliser = torch.cat(normalisers) if normalisers else logits.new_zeros(0, dtype=torch.float32)
+        log_normaliser = torch.cat(normalisers) if normalisers else logits.new_zeros(0, dtype=compute)
         ctx.save_for_backward(logits, targets, log_normaliser)
         ctx.chunk_rows = chunk_rows
-        return torch.cat(picked) if picked else logits.new_zeros(0, dtype=torch.float32)
+        return torch.cat(picked) if picked else logits.new_zeros(0, dtype=compute)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
@@ -45,8 +46,8 @@ class ChunkedTokenLogProbs(torch.autograd.Function):
         grad_logits = torch.empty_like(logits)
         for start in range(0, logits.shape[0], ctx.chunk_rows):
             stop = start + ctx.chunk_rows
-            upstream = grad_output[start:stop, None].float()  # [c, 1]
-            softmax = (logits[start:stop].float() - log_normaliser[start:stop, None]).exp()  # [c, V]
+            upstream = grad_output[start:stop, None].to(log_normaliser.dtype)  # [c, 1]
+            softmax = (logits[start:stop].to(log_normaliser.dtype) - log_normaliser[start:stop, None]).exp()  # [c, V]
             block = -softmax * upstream  # d/dlogits of log p[target] = onehot - softmax
             block.scatter_add_(-1, targets[start:stop, None], upstream)
             grad_logits[start:stop] = block.to(logits.dtype)

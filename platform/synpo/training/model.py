@@ -5,8 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model
-from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
+from peft import LoraConfig, get_peft_model
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    AutoTokenizer,
+)
 
 from synpo.training.config import LoraSettings
 
@@ -26,8 +32,16 @@ def load_base(model_dir: str | Path, dtype: torch.dtype = torch.float32):
     return AutoModelForCausalLM.from_pretrained(path, dtype=dtype), AutoTokenizer.from_pretrained(path)
 
 
-def add_lora(model: torch.nn.Module, settings: LoraSettings) -> PeftModel:
-    """Freeze the base, add LoRA to ``settings.target_modules``; optionally unfreeze the vision tower."""
+def add_lora(model: torch.nn.Module, settings: LoraSettings) -> torch.nn.Module:
+    """Freeze the base, add LoRA to ``settings.target_modules``; optionally unfreeze the vision tower.
+
+    With ``settings.enabled = False`` nothing is wrapped: the language model is trained in full
+    (the vision tower only if ``train_vision_tower``).
+    """
+    if not settings.enabled:
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad_(settings.train_vision_tower or ".visual." not in f".{name}")
+        return model
     config = LoraConfig(
         r=settings.rank,
         lora_alpha=settings.alpha,

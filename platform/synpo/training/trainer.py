@@ -155,9 +155,10 @@ class PreferenceTrainer:
                         break
             if window.rows:
                 self._optimizer_step(result, window, epoch)
-            validation = {**self.evaluate(), "epoch": float(epoch)}
-            self.log(validation, result.steps)
-            result.history.append({"step": result.steps, **validation})
+            validation = self.evaluate()
+            if validation:
+                self.log({**validation, "epoch": float(epoch)}, result.steps)
+                result.history.append({"step": result.steps, **validation, "epoch": float(epoch)})
             value = validation.get(self.config.best_metric)
             if value is not None and self._is_better(value, result.best_value):
                 result.best_epoch, result.best_value = epoch, value

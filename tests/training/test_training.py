@@ -1,0 +1,126 @@
+"""The tiny (warm-started) VLM trained for a few dozen steps on known-answer toy pairs, per objective."""
+
+import math
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from synpo.losses import OBJECTIVES
+from synpo.storage import Storage
+from synpo.training.backend import TorchBackend
+from synpo.training.collate import PairCollator
+from synpo.training.config import LoraSettings, OptimSettings, TrainConfig
+from synpo.training.data import PairDataset
+from synpo.training.logprobs import reference_sequence_logps, response_logps
+from synpo.training.model import add_lora, load_base, trainable_parameters
+from synpo.training.step import NonFiniteLossError, compute_step
+from synpo.training.trainer import PreferenceTrainer
+from synpo.video.sampler import VideoSamplingConfig
+
+VIDEO = VideoSamplingConfig(num_frames=8, max_side=160)
+STEPS = 24
+
+
+@pytest.fixture(scope="module")
+def examples(toy_pair_rows):
+    dataset = PairDataset(toy_pair_rows, VIDEO, Storage())
+    return [dataset[index] for index in range(len(dataset))]
+
+
+def train(model_dir, examples, objective, steps=STEPS, **hyperparameters):
+    torch.manual_seed(0)
+    config = TrainConfig(
+        pairs="unused",
+        model=str(model_dir),
+        objective=objective,
+        hyperparameters=hyperparameters,
+        lora=LoraSettings(rank=8, alpha=16, dropout=0.0),
+        optim=OptimSettings(learning_rate=2e-3, warmup_ratio=0.0, effective_batch_size=4, micro_batch_size=4, epochs=1000, max_steps=steps),
+        video=VIDEO,
+    )
+    config.diagnostics.grad_norm_every_steps = 8
+    base, processor = load_base(model_dir)
+    before = {name: tensor.clone() for name, tensor in base.state_dict().items()}
+    model = add_lora(base, config.lora)
+    collate = PairCollator(processor, 160)
+    history = []
+    parameters = [parameter for _, parameter in trainable_parameters(model)]
+    trainer = PreferenceTrainer(
+        config,
+        model,
+        TorchBackend(parameters, config.optim, steps),
+        lambda epoch: DataLoader(examples, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(epoch), collate_fn=collate),
+        None,
+        accumulation_steps=1,
+        total_steps=steps,
+        device=torch.device("cpu"),
+        log=lambda metrics, step: history.append(metrics),
+    )
+    trainer.fit()
+    return model, before, history
+
+
+def window_mean(history, key, first: bool):
+    rows = history[:5] if first else history[-5:]
+    return sum(row[key] for row in rows) / len(rows)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("objective", sorted(OBJECTIVES))
+def test_each_objective_lowers_its_loss_and_only_lora_changes(warm_vlm, examples, objective):
+    model, before, history = train(warm_vlm, examples, objective)
+    assert len(history) == STEPS and all(math.isfinite(row["loss"]) for row in history)
+    assert window_mean(history, "loss", first=False) < window_mean(history, "loss", first=True), objective
+    changed = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+    assert changed and all("lora_" in name for name in changed)
+    merged_free = {name.replace("base_model.model.", "").replace(".base_layer", ""): tensor for name, tensor in model.state_dict().items() if "lora_" not in name}
+    for name, tensor in before.items():
+        assert torch.equal(merged_free[name], tensor), f"{objective} changed frozen weight {name}"
+    split = [row for row in history if "grad_norm/chosen" in row]
+    assert len(split) == STEPS // 8 and all(row["grad_norm/chosen"] > 0 for row in split)
+
+
+@pytest.mark.slow
+def test_synpo_raises_chosen_reward_relative_to_rejected(warm_vlm, examples):
+    """The margin G(y_w) - G(y_l) grows and preference accuracy does not fall."""
+    _, _, synpo = train(warm_vlm, examples, "synpo")
+    assert window_mean(synpo, "rewards/margin", first=False) > window_mean(synpo, "rewards/margin", first=True)
+    assert window_mean(synpo, "rewards/accuracy", first=False) >= window_mean(synpo, "rewards/accuracy", first=True)
+    assert all(row["grad_norm/rejected"] > 0 for row in synpo if "grad_norm/rejected" in row)
+
+
+def test_reference_is_the_model_with_adapters_disabled(warm_vlm, examples):
+    base, processor = load_base(warm_vlm)
+    batch = PairCollator(processor, 160)(examples[:2])
+    with torch.no_grad():
+        plain = response_logps(base.eval(), batch)
+    model = add_lora(base, LoraSettings(rank=4, alpha=8, dropout=0.0)).eval()
+    for name, parameter in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(parameter, std=0.5)  # make the adapters matter
+    ref_chosen, ref_rejected = reference_sequence_logps(model, batch)
+    assert torch.allclose(ref_chosen, (plain.chosen_logps * plain.chosen_mask).sum(-1), atol=1e-4)
+    with torch.no_grad():
+        adapted = response_logps(model, batch)
+    assert not torch.allclose((adapted.chosen_logps * adapted.chosen_mask).sum(-1), ref_chosen, atol=1e-3)
+
+
+def test_non_finite_loss_names_the_step_and_pairs(warm_vlm, examples):
+    base, processor = load_base(warm_vlm)
+    model = add_lora(base, LoraSettings(rank=4, alpha=8))
+    batch = PairCollator(processor, 160)(examples[:2])
+    objective = OBJECTIVES["dpo"]
+    batch.ref_chosen_logp = torch.tensor([float("nan"), 0.0])
+    batch.ref_rejected_logp = torch.tensor([0.0, 0.0])
+    with pytest.raises(NonFiniteLossError) as error:
+        compute_step(model, batch, objective, {}, reference="precomputed", step=17)
+    assert "step 17" in str(error.value) and examples[0].pair_id in str(error.value)
+
+
+def test_precomputed_reference_is_required_when_asked(warm_vlm, examples):
+    base, processor = load_base(warm_vlm)
+    model = add_lora(base, LoraSettings(rank=4, alpha=8))
+    batch = PairCollator(processor, 160)(examples[:2])
+    with pytest.raises(ValueError, match="needs ref_chosen_logp"):
+        compute_step(model, batch, OBJECTIVES["dpo"], {}, reference="precomputed")
