@@ -7,6 +7,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DEMO   ?= runs/demo
+SYNPO  := HF_HUB_OFFLINE=1 $(VENV)/bin/synpo
 
 .PHONY: setup test demo lint clean-demo
 
@@ -25,10 +26,18 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check platform tests jobs serve bench
 
+# The loop as far as it is built: toy videos -> tiny VLM (warm-started offline) -> caption ->
+# known-answer pairs -> SynPO training (metrics, Fig.-3 curves, LoRA adapter) -> caption with the adapter.
 demo: setup
-	HF_HUB_OFFLINE=1 $(VENV)/bin/synpo toy videos --out $(DEMO)/videos --count 4 --seed 0
-	HF_HUB_OFFLINE=1 $(VENV)/bin/synpo toy model --out $(DEMO)/models/tiny-vlm --kind vlm --warm-start-steps 300
-	HF_HUB_OFFLINE=1 $(VENV)/bin/synpo caption --model $(DEMO)/models/tiny-vlm --video $(DEMO)/videos/toy-0000-00000.mp4
+	$(SYNPO) toy videos --out $(DEMO)/videos --count 16 --seed 0 --max-duration-s 20
+	$(SYNPO) toy model --out $(DEMO)/models/tiny-vlm --kind vlm --warm-start-steps 300
+	$(SYNPO) caption --model $(DEMO)/models/tiny-vlm --video $(DEMO)/videos/toy-0000-00000.mp4 video.num_frames=8 video.max_side=160
+	$(SYNPO) toy pairs --videos $(DEMO)/videos --out $(DEMO)/pairs.parquet
+	HF_HUB_OFFLINE=1 $(PY) jobs/train.py --config jobs/configs/train_local.yaml pairs=$(DEMO)/pairs.parquet \
+		model=$(DEMO)/models/tiny-vlm output_dir=$(DEMO)/train
+	$(SYNPO) caption --model $(DEMO)/models/tiny-vlm --adapter $(DEMO)/train/best_adapter \
+		--video $(DEMO)/videos/toy-0000-00000.mp4 video.num_frames=8 video.max_side=160
+	@echo "demo outputs: $(DEMO)/train (metrics.jsonl, training_curves.png, best_adapter/)"
 
 clean-demo:
 	rm -rf $(DEMO)

@@ -54,3 +54,12 @@ def test_console_script_captions_a_video(tiny_vlm, toy_video_dir):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()  # one caption line from the tiny model
+
+
+def test_toy_pairs_command_writes_valid_pairs(toy_video_dir, tmp_path, capsys):
+    from synpo.pairs import read_pairs
+
+    out = tmp_path / "pairs.jsonl"
+    assert main(["toy", "pairs", "--videos", str(toy_video_dir), "--out", str(out)]) == 0
+    rows = read_pairs(str(out))
+    assert len(rows) == 3 and rows[0]["video"].endswith("toy-0007-00000.mp4")

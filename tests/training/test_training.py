@@ -124,3 +124,18 @@ def test_precomputed_reference_is_required_when_asked(warm_vlm, examples):
     batch = PairCollator(processor, 160)(examples[:2])
     with pytest.raises(ValueError, match="needs ref_chosen_logp"):
         compute_step(model, batch, OBJECTIVES["dpo"], {}, reference="precomputed")
+
+
+def test_precomputed_reference_matches_adapters_off(warm_vlm, toy_pair_rows, examples):
+    from synpo.training.reference import add_reference_logps
+
+    enriched = add_reference_logps(toy_pair_rows[:2], str(warm_vlm), VIDEO, max_response_tokens=160, batch_size=2, device="cpu")
+    assert all(row["ref_chosen_logp"] < 0 and row["ref_rejected_logp"] < 0 for row in enriched)
+    base, processor = load_base(warm_vlm)
+    model = add_lora(base, LoraSettings(rank=4, alpha=8, dropout=0.0))
+    precomputed = PairDataset(enriched, VIDEO, Storage())
+    batch = PairCollator(processor, 160)([precomputed[0], precomputed[1]])
+    with torch.no_grad():
+        stored = compute_step(model, batch, OBJECTIVES["dpo"], {}, reference="precomputed")
+        live = compute_step(model, batch, OBJECTIVES["dpo"], {}, reference="adapters_off")
+    assert torch.allclose(stored.output.losses, live.output.losses, atol=1e-4)

@@ -13,7 +13,7 @@ from synpo.video.sampler import sample_video
 
 def _caption(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
-    for flag, key in (("model", "model"), ("device", "device"), ("prompt", "prompt")):
+    for flag, key in (("model", "model"), ("adapter", "adapter"), ("device", "device"), ("prompt", "prompt")):
         if getattr(args, flag) is not None:
             overrides.append(f"{key}={json.dumps(getattr(args, flag))}")
     config = load_config(CaptionConfig, args.config, overrides)
@@ -22,7 +22,7 @@ def _caption(args: argparse.Namespace) -> int:
     location = parse_uri(args.video)
     source = location.path if location.scheme == "file" else Storage(config.storage).read_bytes(args.video)
     sampled = sample_video(source, args.video, config.video)
-    captioner = HFCaptioner(config.model, device=config.device)
+    captioner = HFCaptioner(config.model, device=config.device, adapter=config.adapter)
     for caption in captioner.caption(sampled.frames, config.prompt, config.generation):
         print(caption.text)
     return 0
@@ -31,6 +31,7 @@ def _caption(args: argparse.Namespace) -> int:
 def register(commands: argparse._SubParsersAction) -> None:
     caption = commands.add_parser("caption", help="caption one video with a local model")
     caption.add_argument("--model", default=None, help="local Hugging Face model folder")
+    caption.add_argument("--adapter", default=None, help="LoRA adapter folder (e.g. runs/train/best_adapter)")
     caption.add_argument("--video", required=True, help="video path or URI (local, file://, s3://)")
     caption.add_argument("--prompt", default=None, help="captioning instruction")
     caption.add_argument("--device", default=None, help="auto, cpu or cuda[:N]")

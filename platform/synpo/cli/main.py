@@ -5,18 +5,20 @@ from __future__ import annotations
 import argparse
 import sys
 
-from synpo.cli import caption, config_cmd, toy
+from synpo.cli import caption, config_cmd, pairs_cmd, toy
 from synpo.config.loader import ConfigError
+from synpo.pairs import PairSchemaError
 from synpo.storage import StorageError
 from synpo.video.errors import VideoError
 
-USER_ERRORS = (ConfigError, StorageError, VideoError, FileNotFoundError, ValueError)
+USER_ERRORS = (ConfigError, PairSchemaError, StorageError, VideoError, FileNotFoundError, ValueError)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synpo", description="Preference learning for video-captioning VLMs (SynPO).")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    toy.register(commands)
+    toy_commands = toy.register(commands)
+    pairs_cmd.register(commands, toy_commands)
     caption.register(commands)
     config_cmd.register(commands)
     return parser

@@ -22,7 +22,7 @@ def _model(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction) -> argparse._SubParsersAction:
     toy = commands.add_parser("toy", help="toy videos and tiny models for tests and demos")
     sub = toy.add_subparsers(dest="toy_command", required=True, metavar="WHAT")
 
@@ -47,3 +47,4 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="VLM only: fine-tune on toy-world captions for N steps so it writes caption-like text (~0.2 s/step on CPU)",
     )
     model.set_defaults(handler=_model)
+    return sub

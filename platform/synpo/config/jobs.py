@@ -16,6 +16,7 @@ class CaptionConfig(StrictModel):
     """`synpo caption`: caption one video with a local model folder."""
 
     model: str = pydantic.Field(default="runs/demo/models/tiny-vlm", description="local Hugging Face model folder")
+    adapter: str | None = pydantic.Field(default=None, description="LoRA adapter folder to apply (e.g. a training run's best_adapter)")
     device: str = pydantic.Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto, cpu or cuda[:N]")
     prompt: str = pydantic.Field(default=DEFAULT_PROMPT, min_length=1, description="the captioning instruction")
     video: VideoSamplingConfig = pydantic.Field(default_factory=VideoSamplingConfig, description="frame sampling")

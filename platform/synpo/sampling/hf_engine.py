@@ -45,7 +45,7 @@ def pick_device(device: str) -> torch.device:
 class HFCaptioner:
     """A local VLM folder (``AutoModelForImageTextToText`` + ``AutoProcessor``) that captions frames."""
 
-    def __init__(self, model_dir: str | Path, device: str = "auto") -> None:
+    def __init__(self, model_dir: str | Path, device: str = "auto", adapter: str | Path | None = None) -> None:
         model_path = Path(model_dir)
         if not (model_path / "config.json").is_file():
             raise FileNotFoundError(f"{model_dir!r} is not a model folder (no config.json); build one with `synpo toy model`")
@@ -53,6 +53,12 @@ class HFCaptioner:
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.processor = AutoProcessor.from_pretrained(model_path)
         self.model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype).to(self.device).eval()
+        if adapter is not None:
+            if not (Path(adapter) / "adapter_config.json").is_file():
+                raise FileNotFoundError(f"{str(adapter)!r} is not a LoRA adapter folder (no adapter_config.json)")
+            from peft import PeftModel
+
+            self.model = PeftModel.from_pretrained(self.model, str(adapter)).to(self.device).eval()
         self.eos_ids = set(self.model.generation_config.eos_token_id or [])
 
     def prompt_text(self, prompt: str) -> str:
