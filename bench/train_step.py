@@ -33,7 +33,7 @@ from synpo.toy.tokenizer import IM_END, PAD_TOKEN, train_tokenizer
 from synpo.toy.videos import ToyVideoSpec, write_toy_videos
 from synpo.training.backend import TorchBackend
 from synpo.training.collate import PairCollator, PairExample
-from synpo.training.config import LoraSettings, OptimSettings, TrainConfig
+from synpo.training.config import LoraSettings, OptimSettings, ScalingSettings, TrainConfig
 from synpo.training.data import PairDataset
 from synpo.training.logprobs import response_logps
 from synpo.training.model import add_lora, load_base, trainable_parameters
@@ -65,6 +65,7 @@ def ours(model_dir: Path, rows: list[dict], objective: str, steps: int, warmup: 
     total = warmup + steps
     config = TrainConfig(
         pairs="bench", model=str(model_dir), objective=objective,
+        scaling=ScalingSettings(num_workers=1),
         lora=LoraSettings(rank=LORA_RANK, alpha=2 * LORA_RANK, dropout=0.0),
         optim=OptimSettings(effective_batch_size=BATCH_PAIRS, micro_batch_size=BATCH_PAIRS, epochs=1000, max_steps=total),
     )

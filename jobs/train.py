@@ -1,12 +1,17 @@
-"""Preference training (SynPO or a DPO-family baseline) of a video VLM with LoRA.
+"""Preference training (SynPO or a DPO-family baseline) of a video VLM with LoRA, on Ray Train + DeepSpeed.
 
-Local, one process (CPU or one GPU), the embedded default:
+On a cluster:
+
+    ray job submit --working-dir . -- python jobs/train.py --config jobs/configs/train.yaml pairs=s3://bucket/pairs/
+
+On one machine, no GPU (2 CPU workers, the tiny toy VLM, local MLflow):
 
     python jobs/train.py --config jobs/configs/train_local.yaml pairs=runs/demo/pairs.parquet
 
-Every config field can be overridden with ``key=value`` (``synpo config show train`` lists them).
-Writes ``metrics.jsonl``, ``training_curves.png`` (the paper's Fig. 3 diagnostics), ``config.yaml``,
-``summary.json`` and the best epoch's LoRA adapter (``best_adapter/``) to ``output_dir``.
+Every config field can be overridden with ``key=value`` (``synpo config show train`` lists them all).
+The run logs params, per-step metrics and the Fig.-3 curves to MLflow, checkpoints to
+``run.storage_path`` (rerunning with the same ``run.name`` resumes), and registers the best epoch's
+model as a new version of ``mlflow.registered_model``.
 """
 
 from __future__ import annotations
@@ -26,15 +31,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = load_config(TrainConfig, args.config, args.overrides)
-        if not config.pairs:
-            raise ConfigError("pairs: required — give the preference pairs, e.g. pairs=runs/demo/pairs.parquet")
-        from synpo.training.local import run_local
+        from synpo.training.ray_job import run_training
 
-        result = run_local(config)
+        result = run_training(config)
     except (ConfigError, PairSchemaError, FileNotFoundError) as error:
         print(f"train: error: {error}", file=sys.stderr)
         return 2
-    print(f"done: {result.steps} steps, best epoch {result.best_epoch} ({config.best_metric} = {result.best_value}); outputs in {config.output_dir}")
+    print(
+        f"done: {result.steps} steps, best epoch {result.best_epoch} ({config.best_metric} = {result.best_value}); "
+        f"MLflow run {result.mlflow_run_id}; registered {config.mlflow.registered_model} version {result.model_version}"
+    )
     return 0
 
 

@@ -10,7 +10,7 @@ from synpo.losses import OBJECTIVES
 from synpo.storage import Storage
 from synpo.training.backend import TorchBackend
 from synpo.training.collate import PairCollator
-from synpo.training.config import LoraSettings, OptimSettings, TrainConfig
+from synpo.training.config import LoraSettings, OptimSettings, ScalingSettings, TrainConfig
 from synpo.training.data import PairDataset
 from synpo.training.logprobs import reference_sequence_logps, response_logps
 from synpo.training.model import add_lora, load_base, trainable_parameters
@@ -34,6 +34,7 @@ def train(model_dir, examples, objective, steps=STEPS, **hyperparameters):
         pairs="unused",
         model=str(model_dir),
         objective=objective,
+        scaling=ScalingSettings(num_workers=1),
         hyperparameters=hyperparameters,
         lora=LoraSettings(rank=8, alpha=16, dropout=0.0),
         optim=OptimSettings(learning_rate=2e-3, warmup_ratio=0.0, effective_batch_size=4, micro_batch_size=4, epochs=1000, max_steps=steps),

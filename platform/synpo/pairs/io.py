@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from synpo.pairs.schema import PairSchemaError, to_table, validate_rows
-from synpo.storage import Storage, join_uri
+from synpo.storage import Storage, join_uri, parse_uri
 
 VIDEO_TAG = "<video>"
 
@@ -43,10 +43,10 @@ def _parse_jsonl(text: str, uri: str) -> list[dict[str, Any]]:
 
 
 def _resolve(video: str, base_uri: str) -> str:
-    """A relative video path in an imported file is relative to that file's folder."""
-    if "://" in video or video.startswith("/"):
+    """A relative video path in a pairs file is relative to that file's folder."""
+    if not isinstance(video, str) or "://" in video or video.startswith("/"):
         return video
-    return join_uri(base_uri.rsplit("/", 1)[0], video)
+    return join_uri(parse_uri(base_uri).path.rsplit("/", 1)[0] if parse_uri(base_uri).scheme == "file" else base_uri.rsplit("/", 1)[0], video)
 
 
 def parse_llamafactory(records: Any, uri: str) -> list[dict[str, Any]]:
@@ -95,11 +95,10 @@ def read_pairs(uri: str, storage: Storage | None = None) -> list[dict[str, Any]]
 
 def _read_file(uri: str, kind: str, storage: Storage) -> list[dict[str, Any]]:
     data = storage.read_bytes(uri)
-    if kind == "parquet":
-        return pq.read_table(io.BytesIO(data)).to_pylist()
+    if kind in ("parquet", "jsonl"):
+        rows = pq.read_table(io.BytesIO(data)).to_pylist() if kind == "parquet" else _parse_jsonl(data.decode("utf-8"), uri)
+        return [{**row, "video": _resolve(row["video"], uri)} if "video" in row else row for row in rows]
     text = data.decode("utf-8")
-    if kind == "jsonl":
-        return _parse_jsonl(text, uri)
     try:
         return parse_llamafactory(json.loads(text), uri)
     except json.JSONDecodeError as error:

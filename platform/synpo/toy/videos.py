@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
-from synpo.storage import Storage, join_uri
+from synpo.storage import Storage, join_uri, parse_uri
 from synpo.toy.render import encode_mp4
 from synpo.toy.world import Scene, describe_scene, describe_window, make_scene
 from synpo.video.plan import clip_count, clip_ranges
@@ -68,6 +68,9 @@ def write_toy_videos(
         raise ValueError(f"count must be >= 1, got {count}")
     spec = spec or ToyVideoSpec()
     storage = storage or Storage()
+    location = parse_uri(out)
+    if location.scheme == "file":
+        out = location.path  # absolute, so the manifest works from any working directory
     rows = []
     for index in tqdm(range(count), desc="toy videos", disable=not progress):
         video_id = f"toy-{seed:04d}-{index:05d}"

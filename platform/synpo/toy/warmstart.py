@@ -22,7 +22,7 @@ from synpo.toy.pairs import toy_pairs
 from synpo.toy.videos import ToyVideoSpec, write_toy_videos
 from synpo.training.backend import TorchBackend
 from synpo.training.collate import PairCollator
-from synpo.training.config import LoraSettings, OptimSettings, TrainConfig
+from synpo.training.config import LoraSettings, OptimSettings, ScalingSettings, TrainConfig
 from synpo.training.data import PairDataset
 from synpo.training.model import add_lora, load_base, trainable_parameters
 from synpo.training.trainer import PreferenceTrainer
@@ -43,6 +43,7 @@ def warm_start(model_dir: str | Path, steps: int = 300, num_videos: int = 96, se
             pairs=work,
             model=str(model_dir),
             objective="sft",
+            scaling=ScalingSettings(num_workers=1),
             lora=LoraSettings(enabled=False, train_vision_tower=True),
             optim=OptimSettings(learning_rate=3e-3, warmup_ratio=0.05, effective_batch_size=8, micro_batch_size=8, epochs=10**6, max_steps=steps),
             video=WARM_START_VIDEO,

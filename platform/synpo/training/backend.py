@@ -4,19 +4,31 @@ optimizer step; the plain-PyTorch backend owns AdamW, the linear warmup schedule
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from transformers import get_linear_schedule_with_warmup
 
 from synpo.training.config import OptimSettings
 
 
+def make_optimizer(parameters: list[torch.nn.Parameter], settings: OptimSettings, total_steps: int):
+    """AdamW + linear schedule with ``warmup_ratio`` warmup (paper App. C)."""
+    optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    warmup = round(settings.warmup_ratio * total_steps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, num_warmup_steps=warmup, num_training_steps=max(total_steps, 1))
+    return optimizer, scheduler
+
+
 class TorchBackend:
-    def __init__(self, parameters: list[torch.nn.Parameter], settings: OptimSettings, total_steps: int) -> None:
+    def __init__(
+        self, parameters: list[torch.nn.Parameter], settings: OptimSettings, total_steps: int,
+        named_trainable: list[tuple[str, torch.nn.Parameter]] | None = None,
+    ) -> None:
         self.parameters = parameters
+        self.named_trainable = named_trainable or []
         self.settings = settings
-        self.optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate, weight_decay=settings.weight_decay)
-        warmup = round(settings.warmup_ratio * total_steps)
-        self.scheduler = get_linear_schedule_with_warmup(self.optimizer, num_warmup_steps=warmup, num_training_steps=max(total_steps, 1))
+        self.optimizer, self.scheduler = make_optimizer(parameters, settings, total_steps)
 
     def backward(self, loss: torch.Tensor, accumulation_steps: int) -> None:
         (loss / accumulation_steps).backward()
@@ -33,9 +45,15 @@ class TorchBackend:
     def learning_rate(self) -> float:
         return float(self.scheduler.get_last_lr()[0])
 
-    def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+    def save(self, folder: Path) -> None:
+        """The trainable weights, optimizer and schedule (single worker)."""
+        trainable = {name: parameter.detach().cpu() for name, parameter in self.named_trainable}
+        torch.save({"trainable": trainable, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}, folder / "torch_state.pt")
 
-    def load_state_dict(self, state: dict) -> None:
+    def load(self, folder: Path) -> None:
+        state = torch.load(folder / "torch_state.pt", weights_only=False)
+        with torch.no_grad():
+            for name, parameter in self.named_trainable:
+                parameter.copy_(state["trainable"][name])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import pydantic
@@ -60,6 +61,51 @@ class DiagnosticsSettings(StrictModel):
     eval_every_steps: int = pydantic.Field(default=0, ge=0, description="validate every N steps (0 = only after each epoch)")
 
 
+class ScalingSettings(StrictModel):
+    """Ray Train workers (one per GPU on a cluster)."""
+
+    num_workers: int = pydantic.Field(default=2, ge=1, description="training workers (data-parallel ranks)")
+    use_gpu: bool = pydantic.Field(default=False, description="one GPU per worker (NCCL); False = CPU workers (gloo)")
+    cpus_per_worker: float = pydantic.Field(default=1.0, gt=0, description="logical CPUs reserved per worker")
+
+
+class DeepSpeedSettings(StrictModel):
+    """DeepSpeed inside each worker (optimizer and schedule come from `optim`)."""
+
+    enabled: bool = pydantic.Field(default=True, description="wrap the model with DeepSpeed (False = plain DDP-free PyTorch, 1 worker only)")
+    zero_stage: int = pydantic.Field(default=2, description="ZeRO stage: 0, 1, 2 or 3")
+
+    @pydantic.field_validator("zero_stage")
+    @classmethod
+    def _stage(cls, value: int) -> int:
+        if value not in (0, 1, 2, 3):
+            raise ValueError(f"ZeRO stage must be one of 0, 1, 2, 3, got {value}")
+        return value
+
+
+class RunSettings(StrictModel):
+    """Where the run lives: its name, checkpoints and fault tolerance."""
+
+    name: str = pydantic.Field(default="synpo-train", pattern=r"^[A-Za-z0-9_.-]+$", description="run name; rerunning with the same name resumes")
+    storage_path: str = pydantic.Field(default="runs/ray", description="checkpoint storage: a local folder or s3:// prefix")
+    max_failures: int = pydantic.Field(default=2, ge=-1, description="worker-group restarts from the last checkpoint (-1 = unlimited)")
+    checkpoint_every_steps: int = pydantic.Field(default=0, ge=0, description="also checkpoint every N optimizer steps (0 = epoch ends only)")
+    ray_address: str | None = pydantic.Field(default=None, description="Ray cluster address (None = connect to a running cluster or start a local one)")
+    ray_num_cpus: int | None = pydantic.Field(default=None, ge=1, description="logical CPUs for a local Ray started by the job")
+
+
+class MlflowSettings(StrictModel):
+    """Experiment tracking and the model registry."""
+
+    tracking_uri: str = pydantic.Field(default="sqlite:///runs/mlflow.db", description="MLflow tracking URI (sqlite file or server URL)")
+    artifact_location: str | None = pydantic.Field(default=None, description="artifact root for a new experiment (local folder or s3://)")
+    experiment: str = pydantic.Field(default="synpo", description="MLflow experiment name")
+    registered_model: str | None = pydantic.Field(default="synpo-captioner", description="register the best model under this name (None = don't)")
+    include_base_model: bool = pydantic.Field(
+        default=True, description="copy the base model into the logged model (False: record its path; it must be readable where the model loads)"
+    )
+
+
 class TrainConfig(StrictModel):
     """Preference training of a (video) VLM with LoRA: SynPO or a DPO-family baseline."""
 
@@ -91,6 +137,10 @@ class TrainConfig(StrictModel):
     seed: int = pydantic.Field(default=0, description="seed for data order, dropout and the validation split")
     output_dir: str = pydantic.Field(default="runs/train", description="where metrics, plots and the adapter are written")
     storage: StorageConfig = pydantic.Field(default_factory=StorageConfig, description="object storage (for s3:// pairs and videos)")
+    scaling: ScalingSettings = pydantic.Field(default_factory=ScalingSettings, description="Ray Train workers")
+    deepspeed: DeepSpeedSettings = pydantic.Field(default_factory=DeepSpeedSettings, description="DeepSpeed ZeRO")
+    run: RunSettings = pydantic.Field(default_factory=RunSettings, description="run name, checkpoints, fault tolerance")
+    mlflow: MlflowSettings = pydantic.Field(default_factory=MlflowSettings, description="MLflow tracking and registry")
 
     @pydantic.field_validator("objective")
     @classmethod
@@ -112,6 +162,43 @@ class TrainConfig(StrictModel):
                 "so 'adapters_off' is no longer the reference; use reference=precomputed"
             )
         return self
+
+    @pydantic.model_validator(mode="after")
+    def _batch_fits_workers(self) -> TrainConfig:
+        per_step = self.optim.micro_batch_size * self.scaling.num_workers
+        if self.optim.effective_batch_size % per_step:
+            raise ValueError(
+                f"optim.effective_batch_size ({self.optim.effective_batch_size}) must be a multiple of "
+                f"micro_batch_size x num_workers ({self.optim.micro_batch_size} x {self.scaling.num_workers})"
+            )
+        if not self.deepspeed.enabled and self.scaling.num_workers > 1:
+            raise ValueError("deepspeed.enabled=false trains in one worker only; set scaling.num_workers=1")
+        return self
+
+    def with_absolute_paths(self) -> TrainConfig:
+        """A copy whose local paths are absolute, so Ray workers (other working directories) find them."""
+
+        def absolute(uri: str | None) -> str | None:
+            return uri if uri is None or "://" in uri else str(Path(uri).expanduser().resolve())
+
+        tracking = self.mlflow.tracking_uri
+        if tracking.startswith("sqlite:///") and not tracking.startswith("sqlite:////"):
+            tracking = "sqlite:///" + str(Path(tracking.removeprefix("sqlite:///")).resolve())
+        return self.model_copy(
+            update={
+                "pairs": absolute(self.pairs),
+                "val_pairs": absolute(self.val_pairs),
+                "model": absolute(self.model),
+                "run": self.run.model_copy(update={"storage_path": absolute(self.run.storage_path)}),
+                "mlflow": self.mlflow.model_copy(
+                    update={"tracking_uri": tracking, "artifact_location": absolute(self.mlflow.artifact_location)}
+                ),
+            }
+        )
+
+    @property
+    def accumulation_steps(self) -> int:
+        return self.optim.effective_batch_size // (self.optim.micro_batch_size * self.scaling.num_workers)
 
     @property
     def best_is_lower(self) -> bool:

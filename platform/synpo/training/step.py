@@ -93,3 +93,26 @@ def gradient_split(result: StepResult, parameters: list[torch.nn.Parameter]) -> 
         per_matrix = [float(torch.linalg.matrix_norm(grad.float())) / grad.numel() for grad in matrices]
         norms[f"grad_norm/{name}"] = sum(per_matrix) / len(per_matrix) if per_matrix else 0.0
     return norms
+
+
+class ClonedParameters:
+    """``module`` called with detached copies of its trainable parameters (``torch.func.functional_call``).
+
+    Used for the gradient split under DeepSpeed: ZeRO's gradient-reduction hooks sit on the real
+    parameters and would fire on the diagnostic autograd passes; the copies carry no hooks.
+    Attribute access (``get_video_features``, ``disable_adapter``, ...) goes to ``module``.
+    """
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.module = module
+        self.clones = {
+            name: parameter.detach().clone().requires_grad_(True)
+            for name, parameter in module.named_parameters()
+            if parameter.requires_grad
+        }
+
+    def __call__(self, **inputs):
+        return torch.func.functional_call(self.module, self.clones, args=(), kwargs=inputs)
+
+    def __getattr__(self, name: str):
+        return getattr(self.module, name)

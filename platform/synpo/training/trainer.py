@@ -23,9 +23,17 @@ from synpo.losses import get_objective
 from synpo.training.collate import PairBatch
 from synpo.training.config import TrainConfig
 from synpo.training.model import trainable_parameters
-from synpo.training.step import compute_step, gradient_split
+from synpo.training.step import ClonedParameters, compute_step, gradient_split
 
 MetricLogger = Callable[[dict[str, float], int], None]
+Reducer = Callable[[dict[str, float], float], dict[str, float]]
+"""(local weighted means, local weight) -> means over all workers."""
+Checkpointer = Callable[["TrainResult", int, int, dict[str, float]], None]
+"""(result so far, epoch, optimizer steps done in that epoch, latest metrics) -> save a checkpoint."""
+
+
+def local_only(metrics: dict[str, float], weight: float) -> dict[str, float]:
+    return metrics
 
 
 @dataclass
@@ -35,6 +43,7 @@ class TrainResult:
     best_epoch: int | None = None
     best_value: float | None = None
     best_adapter_dir: str | None = None
+    epochs_done: int = 0
 
 
 def _mean(rows: list[dict[str, float]], weights: list[int]) -> dict[str, float]:
@@ -55,11 +64,16 @@ class PreferenceTrainer:
         device: torch.device,
         log: MetricLogger,
         is_main: bool = True,
+        reduce: Reducer = local_only,
+        checkpoint: Checkpointer | None = None,
+        isolate_gradient_split: bool = False,
     ) -> None:
         self.config, self.model, self.backend = config, model, backend
         self.train_batches, self.val_batches = train_batches, val_batches
         self.accumulation_steps, self.total_steps = accumulation_steps, total_steps
         self.device, self.log, self.is_main = device, log, is_main
+        self.reduce, self.checkpoint = reduce, checkpoint
+        self.isolate_gradient_split = isolate_gradient_split
         self.objective = get_objective(config.objective)
         self.parameters = [parameter for _, parameter in trainable_parameters(model)]
 
@@ -80,6 +94,18 @@ class PreferenceTrainer:
                 step=step,
             )
 
+    def _gradient_split(self, batch: PairBatch, step_output) -> dict[str, float]:
+        """Chosen/rejected gradient norms; under DeepSpeed on hook-free parameter copies (one extra forward)."""
+        if not self.isolate_gradient_split:
+            return gradient_split(step_output, self.parameters)
+        copies = ClonedParameters(self.model.module)
+        with self._autocast():
+            result = compute_step(
+                copies, batch.to(self.device), self.objective, self.config.hyperparameters,
+                reference=self.config.reference, encode_video_once=self.config.encode_video_once,
+            )
+        return gradient_split(result, list(copies.clones.values()))
+
     def evaluate(self) -> dict[str, float]:
         """Validation means: loss, accuracy, margin and the held-out NLL of chosen captions."""
         if self.val_batches is None:
@@ -94,7 +120,7 @@ class PreferenceTrainer:
         self.model.train()
         if not rows:
             return {}
-        mean = _mean(rows, weights)
+        mean = self.reduce(_mean(rows, weights), float(sum(weights)))
         return {
             "val/loss": mean["loss"],
             "val/accuracy": mean["rewards/accuracy"],
@@ -107,16 +133,16 @@ class PreferenceTrainer:
             return True
         return value < best if self.config.best_is_lower else value > best
 
-    def _optimizer_step(self, result: TrainResult, window: _StepWindow, epoch: int) -> None:
+    def _optimizer_step(self, result: TrainResult, window: _StepWindow, epoch: int) -> dict[str, float]:
         grad_norm = self.backend.step()
         result.steps += 1
         elapsed = time.perf_counter() - window.started
         row = {
-            **_mean(window.rows, window.weights),
+            **self.reduce(_mean(window.rows, window.weights), float(sum(window.weights))),
             **window.split,
             "grad_norm/total": grad_norm,
             "lr": self.backend.learning_rate,
-            "tokens_per_s": window.tokens / elapsed,
+            "tokens_per_s": window.tokens / elapsed,  # this worker's
             "pairs_per_s": sum(window.weights) / elapsed,
             "epoch": float(epoch),
         }
@@ -126,33 +152,43 @@ class PreferenceTrainer:
         if result.steps % every.log_every_steps == 0 or "val/loss" in row:
             self.log(row, result.steps)
             result.history.append({"step": result.steps, **row})
+        return row
 
     def _reached_max_steps(self, result: TrainResult) -> bool:
         return self.config.optim.max_steps is not None and result.steps >= self.config.optim.max_steps
 
-    def fit(self, start_epoch: int = 0, start_step: int = 0, save_adapter: Callable[[int], str] | None = None) -> TrainResult:
-        """Train from ``start_epoch``; ``save_adapter(epoch) -> dir`` is called when an epoch is the best so far.
+    def fit(self, start_epoch: int = 0, resume: TrainResult | None = None, steps_done_in_start_epoch: int = 0,
+            save_adapter: Callable[[int], str] | None = None) -> TrainResult:
+        """Train from ``start_epoch`` (continuing ``resume``'s counters and best epoch, if given).
 
+        ``train_batches(start_epoch)`` must already skip the ``steps_done_in_start_epoch`` optimizer
+        steps a resumed run completed. ``save_adapter(epoch) -> dir`` is called when an epoch is the
+        best so far; ``checkpoint`` at every epoch end and every ``checkpoint_every_steps``.
         A trailing group of fewer than ``accumulation_steps`` micro-batches at the end of an epoch
         still makes an optimizer step (its gradient is smaller, never carried into the next epoch).
         """
-        result = TrainResult(steps=start_step)
+        result = resume or TrainResult()
         grad_split_every = self.config.diagnostics.grad_norm_every_steps
+        checkpoint_every = self.config.run.checkpoint_every_steps
         self.model.train()
         for epoch in range(start_epoch, self.config.optim.epochs):
             window = _StepWindow()
+            steps_in_epoch = steps_done_in_start_epoch if epoch == start_epoch else 0
             for micro_index, batch in enumerate(self.train_batches(epoch)):
                 step_output = self._step_result(batch, result.steps + 1)
                 starts_step = micro_index % self.accumulation_steps == 0
                 if starts_step and grad_split_every and (result.steps + 1) % grad_split_every == 0:
-                    window.split = gradient_split(step_output, self.parameters)
+                    window.split = self._gradient_split(batch, step_output)
                 self.backend.backward(step_output.loss, self.accumulation_steps)
                 window.add(step_output.metrics(), batch.num_pairs, step_output.num_tokens)
                 if (micro_index + 1) % self.accumulation_steps == 0:
-                    self._optimizer_step(result, window, epoch)
+                    row = self._optimizer_step(result, window, epoch)
+                    steps_in_epoch += 1
                     window = _StepWindow()
                     if self._reached_max_steps(result):
                         break
+                    if self.checkpoint and checkpoint_every and result.steps % checkpoint_every == 0:
+                        self.checkpoint(result, epoch, steps_in_epoch, row)
             if window.rows:
                 self._optimizer_step(result, window, epoch)
             validation = self.evaluate()
@@ -164,6 +200,9 @@ class PreferenceTrainer:
                 result.best_epoch, result.best_value = epoch, value
                 if save_adapter is not None and self.is_main:
                     result.best_adapter_dir = save_adapter(epoch)
+            result.epochs_done = epoch + 1
+            if self.checkpoint:
+                self.checkpoint(result, epoch + 1, 0, {**validation, "epoch": float(epoch)})
             if self._reached_max_steps(result):
                 break
         return result

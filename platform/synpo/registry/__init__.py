@@ -1,0 +1,1 @@
+"""The MLflow model registry side: the captioner as an MLflow model, versions, aliases."""

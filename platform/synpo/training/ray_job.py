@@ -1,0 +1,172 @@
+"""The driver of the training job: validate, start MLflow and Ray, run TorchTrainer, register the model.
+
+    ray job submit --working-dir . -- python jobs/train.py --config jobs/configs/train.yaml key=value
+
+Everything that can be checked before Ray starts is: the config (pydantic), the pairs (readable,
+schema-valid, enough for one optimizer step per worker) and the model folder.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import yaml
+
+from synpo.config.loader import ConfigError
+from synpo.storage import Storage, parse_uri
+from synpo.toy.videos import DEFAULT_PROMPT
+from synpo.training.config import TrainConfig
+from synpo.training.data import load_splits
+from synpo.training.plots import plot_training_curves
+from synpo.training.worker import ADAPTER_DIR, STATE_FILE, steps_per_epoch, train_loop_per_worker
+
+RUN_NAME_TAG = "synpo.run_name"
+TOY_WARM_START_STEPS = 300
+
+
+@dataclass
+class JobResult:
+    mlflow_run_id: str
+    steps: int
+    best_epoch: int | None
+    best_value: float | None
+    model_version: str | None
+    checkpoint_path: str | None
+
+
+def _flatten(prefix: str, value, out: dict[str, str]) -> None:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else key, inner, out)
+    else:
+        out[prefix] = str(value)[:6000]
+
+
+def validate_before_ray(config: TrainConfig) -> None:
+    """Fail fast on what would otherwise fail inside the workers."""
+    if not config.pairs:
+        raise ConfigError("pairs: required — give the preference pairs, e.g. pairs=runs/demo/pairs.parquet")
+    train_rows, _ = load_splits(config.pairs, config.val_pairs, config.val_fraction, config.seed, Storage(config.storage))
+    rows_per_step = config.optim.micro_batch_size * config.accumulation_steps
+    if steps_per_epoch(len(train_rows), config.scaling.num_workers, rows_per_step) < 1:
+        raise ConfigError(
+            f"pairs = {config.pairs!r}: {len(train_rows)} training pairs are fewer than one optimizer step needs "
+            f"(effective_batch_size {config.optim.effective_batch_size}); lower optim.effective_batch_size"
+        )
+    if not Path(config.model, "config.json").is_file():
+        if not config.build_toy_model:
+            raise ConfigError(f"model = {config.model!r}: no model folder there (set build_toy_model=true to build the tiny toy VLM)")
+        from synpo.toy.model import build_tiny_model
+
+        build_tiny_model(config.model, kind="vlm", warm_start_steps=TOY_WARM_START_STEPS)
+
+
+def _mlflow_run(config: TrainConfig) -> str:
+    """The MLflow run for ``run.name``: the latest one with that name (a rerun continues it), or a new one."""
+    mlflow.set_tracking_uri(config.mlflow.tracking_uri)
+    experiment = mlflow.get_experiment_by_name(config.mlflow.experiment)
+    experiment_id = (
+        experiment.experiment_id
+        if experiment is not None
+        else mlflow.create_experiment(config.mlflow.experiment, artifact_location=config.mlflow.artifact_location)
+    )
+    previous = mlflow.search_runs(
+        [experiment_id], filter_string=f"tags.`{RUN_NAME_TAG}` = '{config.run.name}'",
+        order_by=["attributes.start_time DESC"], output_format="list", max_results=1,
+    )
+    if previous:
+        mlflow.MlflowClient().update_run(previous[0].info.run_id, status="RUNNING")
+        return previous[0].info.run_id
+    run = mlflow.MlflowClient().create_run(experiment_id, run_name=config.run.name, tags={RUN_NAME_TAG: config.run.name})
+    return run.info.run_id
+
+
+def _ray_storage(config: TrainConfig) -> tuple[str, object | None]:
+    location = parse_uri(config.run.storage_path)
+    if location.scheme == "file":
+        Path(location.path).mkdir(parents=True, exist_ok=True)
+        return location.path, None
+    filesystem, path = Storage(config.storage).arrow_filesystem(config.run.storage_path)
+    return path, filesystem
+
+
+def run_training(config: TrainConfig) -> JobResult:
+    import ray
+    import ray.train
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    config = config.with_absolute_paths()
+    validate_before_ray(config)
+    run_id = _mlflow_run(config)
+    with mlflow.start_run(run_id=run_id):
+        params: dict[str, str] = {}
+        _flatten("", config.model_dump(mode="json", exclude={"storage"}), params)
+        mlflow.log_params({key: value for key, value in params.items() if not key.startswith("storage")})
+        mlflow.log_text(yaml.safe_dump(config.model_dump(mode="json", exclude={"storage"}), sort_keys=False), "config.yaml")
+    if not ray.is_initialized():
+        ray.init(address=config.run.ray_address, num_cpus=config.run.ray_num_cpus, include_dashboard=False)
+    storage_path, storage_filesystem = _ray_storage(config)
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"config": config.model_dump(mode="json"), "mlflow_run_id": run_id},
+        torch_config=TorchConfig(backend="nccl" if config.scaling.use_gpu else "gloo"),
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=config.scaling.num_workers, use_gpu=config.scaling.use_gpu, resources_per_worker={"CPU": config.scaling.cpus_per_worker}
+        ),
+        run_config=ray.train.RunConfig(
+            name=config.run.name,
+            storage_path=storage_path,
+            storage_filesystem=storage_filesystem,
+            failure_config=ray.train.FailureConfig(max_failures=config.run.max_failures),
+        ),
+    )
+    result = trainer.fit()
+    return _finish(config, run_id, result)
+
+
+def _best_checkpoint(config: TrainConfig, result):
+    scored = [(checkpoint, metrics) for checkpoint, metrics in result.best_checkpoints if config.best_metric in metrics]
+    if not scored:
+        return None
+    pick = min if config.best_is_lower else max
+    return pick(scored, key=lambda item: item[1][config.best_metric])[0]
+
+
+def _finish(config: TrainConfig, run_id: str, result) -> JobResult:
+    """On the driver: curves from the latest state, the best epoch's adapter logged and registered."""
+    with tempfile.TemporaryDirectory(prefix="synpo-final-") as work:
+        latest = Path(result.checkpoint.to_directory(str(Path(work) / "latest")))
+        state = json.loads((latest / STATE_FILE).read_text())["result"]
+        best = _best_checkpoint(config, result)
+        best_dir = Path(best.to_directory(str(Path(work) / "best"))) if best is not None else latest
+        from synpo.registry.captioner_model import git_commit, log_captioner
+
+        with mlflow.start_run(run_id=run_id):
+            png = plot_training_curves(state["history"], Path(work) / "training_curves.png", f"{config.objective} on {config.pairs}")
+            mlflow.log_artifact(str(png))
+            mlflow.log_dict(state, "trainer_state.json")
+            tags = {"pairs": config.pairs or "", "objective": config.objective, "git_commit": git_commit(), "run_id": run_id}
+            mlflow.set_tags({f"synpo.{key}": value for key, value in tags.items() if key != "run_id"})
+            version = log_captioner(
+                str(best_dir / ADAPTER_DIR),
+                config.model,
+                config.mlflow.include_base_model,
+                config.video.model_dump(),
+                DEFAULT_PROMPT,
+                config.max_response_tokens,
+                config.mlflow.registered_model,
+                tags,
+            )
+    mlflow.MlflowClient(config.mlflow.tracking_uri).set_terminated(run_id, "FINISHED")
+    return JobResult(
+        mlflow_run_id=run_id,
+        steps=state["steps"],
+        best_epoch=state["best_epoch"],
+        best_value=state["best_value"],
+        model_version=version.version if version is not None else None,
+        checkpoint_path=result.checkpoint.path,
+    )
