@@ -84,3 +84,13 @@ def toy_pair_rows(tmp_path_factory) -> list[dict]:
     out = tmp_path_factory.mktemp("pair_videos")
     write_toy_videos(str(out), count=8, seed=3, spec=ToyVideoSpec(max_duration_s=20), progress=False)
     return toy_pairs(str(out))
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray for the session: 4 logical CPUs (2 training workers + data), no dashboard."""
+    import ray
+
+    ray.init(num_cpus=4, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+    yield ray
+    ray.shutdown()

@@ -1,60 +1,185 @@
+"""The training job on a real local Ray cluster (2 CPU workers, DeepSpeed, gloo) with a real MLflow store."""
+
 import json
+import os
 import runpy
 import shutil
+import signal
+import threading
+import time
 from pathlib import Path
 
+import mlflow
+import pandas as pd
 import pytest
 
+from synpo.config.loader import load_config
 from synpo.pairs import write_pairs
+from synpo.training.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
+LOCAL_CONFIG = REPO / "jobs/configs/train_local.yaml"
 
 
-def run_job(*arguments: str) -> int:
-    module = runpy.run_path(str(REPO / "jobs" / "train.py"))
-    return module["main"](list(arguments))
+def run_job_cli(*arguments: str) -> int:
+    return runpy.run_path(str(REPO / "jobs" / "train.py"))["main"](list(arguments))
+
+
+@pytest.fixture(scope="module")
+def job_setup(tmp_path_factory, warm_vlm):
+    """16 known-answer pairs (12 train, 4 validation), a private copy of the warm VLM, private MLflow/Ray storage."""
+    from synpo.toy.pairs import toy_pairs
+    from synpo.toy.videos import ToyVideoSpec, write_toy_videos
+
+    root = tmp_path_factory.mktemp("train_job")
+    write_toy_videos(str(root / "videos"), count=16, seed=21, spec=ToyVideoSpec(max_duration_s=15), progress=False)
+    write_pairs(toy_pairs(str(root / "videos")), str(root / "pairs.parquet"))
+    shutil.copytree(warm_vlm, root / "model")
+    overrides = [
+        f"pairs={root / 'pairs.parquet'}",
+        f"model={root / 'model'}",
+        f"run.storage_path={root / 'ray'}",
+        f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}",
+        f"mlflow.artifact_location={root / 'mlartifacts'}",
+        "mlflow.experiment=tests",
+        "mlflow.registered_model=tiny-captioner",
+        "val_fraction=0.25",
+    ]
+    return root, overrides
+
+
+def run_training(overrides):
+    from synpo.training.ray_job import run_training as run
+
+    return run(load_config(TrainConfig, LOCAL_CONFIG, overrides))
+
+
+@pytest.fixture(scope="module")
+def zero2_run(job_setup, ray_cluster):
+    root, overrides = job_setup
+    return run_training([*overrides, "run.name=zero2"])
+
+
+def final_state(root: Path, run_id: str, tracking: str) -> dict:
+    client = mlflow.MlflowClient(tracking)
+    return json.loads(Path(client.download_artifacts(run_id, "trainer_state.json", str(root / f"dl-{run_id}"))).read_text())
 
 
 @pytest.mark.slow
-def test_local_training_job_writes_metrics_plot_and_adapter(tmp_path, warm_vlm, toy_pair_rows, capsys):
-    pairs = tmp_path / "pairs.parquet"
-    write_pairs(toy_pair_rows, str(pairs))
-    model = tmp_path / "model"
-    shutil.copytree(warm_vlm, model)
-    out = tmp_path / "out"
-    code = run_job(
-        "--config", str(REPO / "jobs/configs/train_local.yaml"),
-        f"pairs={pairs}", f"model={model}", f"output_dir={out}", "optim.epochs=2", "val_fraction=0.25",
-    )
-    assert code == 0, capsys.readouterr().err
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    steps = [row for row in rows if "loss" in row]
-    assert steps and all("rewards/margin" in row and "tokens_per_s" in row for row in steps)
-    assert any("grad_norm/chosen" in row for row in steps)
-    assert sum("val/accuracy" in row for row in rows) == 2  # once per epoch
-    assert (out / "training_curves.png").stat().st_size > 10_000
-    assert (out / "best_adapter" / "adapter_config.json").is_file()
-    assert json.loads((out / "summary.json").read_text())["best_epoch"] in (0, 1)
+@pytest.mark.ray
+def test_two_workers_zero2_track_and_register_a_model_that_captions(job_setup, zero2_run):
+    root, _ = job_setup
+    tracking = f"sqlite:///{root / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking)
+    run = client.get_run(zero2_run.mlflow_run_id)
+    assert run.info.status == "FINISHED" and zero2_run.steps == 6  # 12 pairs / (2 workers x 2) = 3 steps x 2 epochs
+    assert run.data.params["deepspeed.zero_stage"] == "2" and run.data.params["objective"] == "synpo"
+    losses = client.get_metric_history(zero2_run.mlflow_run_id, "loss")
+    assert sorted(metric.step for metric in losses) == [1, 2, 3, 4, 5, 6]
+    for key in ("rewards/chosen", "rewards/rejected", "rewards/accuracy", "grad_norm/chosen", "val/accuracy", "val/nll_chosen", "tokens_per_s"):
+        assert key in run.data.metrics, key
+    artifacts = {item.path for item in client.list_artifacts(zero2_run.mlflow_run_id)}
+    assert {"training_curves.png", "config.yaml", "trainer_state.json"} <= artifacts
+    version = client.get_model_version("tiny-captioner", zero2_run.model_version)
+    assert version.tags["objective"] == "synpo" and version.tags["run_id"] == zero2_run.mlflow_run_id
+    assert version.tags["pairs"].endswith("pairs.parquet") and version.tags["git_commit"]
+    mlflow.set_tracking_uri(tracking)
+    model = mlflow.pyfunc.load_model(f"models:/tiny-captioner/{zero2_run.model_version}")
+    video = str(root / "videos" / "toy-0021-00000.mp4")
+    (caption,) = model.predict(pd.DataFrame({"video": [video]}))
+    assert isinstance(caption, str) and caption.strip()
+
+
+def _train_worker_pids() -> list[int]:
+    """PIDs of live Ray Train worker processes (Ray titles them ``ray::RayTrainWorker...``)."""
+    import psutil
+
+    pids = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        command = " ".join(process.info["cmdline"] or [])
+        if command.startswith("ray::RayTrainWorker"):
+            pids.append(process.info["pid"])
+    return pids
+
+
+def _kill_a_worker_after_checkpoints(storage: Path, count: int, killed: list[int]) -> None:
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if len(list(storage.glob("checkpoint_*"))) >= count:
+            pids = _train_worker_pids()
+            if pids:
+                os.kill(pids[-1], signal.SIGKILL)
+                killed.append(pids[-1])
+                return
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_killed_worker_resumes_from_checkpoint_and_matches_uninterrupted_run(job_setup, zero2_run):
+    """Tolerance: final validation loss and accuracy within 1e-4 of the uninterrupted run with the same seed."""
+    root, overrides = job_setup
+    killed: list[int] = []
+    watcher = threading.Thread(target=_kill_a_worker_after_checkpoints, args=(root / "ray" / "faulty", 2, killed))
+    watcher.start()
+    result = run_training([*overrides, "run.name=faulty", "run.checkpoint_every_steps=1", "run.max_failures=2"])
+    watcher.join()
+    assert killed, "no worker was killed: the run finished before its second checkpoint"
+    tracking = f"sqlite:///{root / 'mlflow.db'}"
+    interrupted, baseline = final_state(root, result.mlflow_run_id, tracking), final_state(root, zero2_run.mlflow_run_id, tracking)
+    assert interrupted["steps"] == baseline["steps"] == 6
+    last = {key: value for key, value in interrupted["history"][-1].items()}
+    reference = baseline["history"][-1]
+    assert last["val/loss"] == pytest.approx(reference["val/loss"], abs=1e-4)
+    assert last["val/accuracy"] == pytest.approx(reference["val/accuracy"], abs=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_rerun_with_the_same_name_continues_at_the_next_epoch(job_setup, ray_cluster):
+    root, overrides = job_setup
+    first = run_training([*overrides, "run.name=resumable", "optim.epochs=1", "mlflow.registered_model=null"])
+    assert first.steps == 3
+    second = run_training([*overrides, "run.name=resumable", "optim.epochs=2", "mlflow.registered_model=null"])
+    assert second.steps == 6 and second.mlflow_run_id == first.mlflow_run_id
+    client = mlflow.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    steps = [metric.step for metric in client.get_metric_history(first.mlflow_run_id, "loss")]
+    assert sorted(steps) == [1, 2, 3, 4, 5, 6]  # epoch 2 ran once, epoch 1 was not repeated
+    assert "optim.epochs=2" in client.get_run(first.mlflow_run_id).data.tags["synpo.changed_on_rerun"]
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_zero3_runs(job_setup, ray_cluster):
+    _, overrides = job_setup
+    result = run_training([*overrides, "run.name=zero3", "deepspeed.zero_stage=3", "optim.epochs=1", "mlflow.registered_model=null"])
+    assert result.steps == 3
 
 
 @pytest.mark.parametrize(
     ("override", "message"),
     [
         ("objective=ppo", "unknown objective 'ppo'"),
+        ("deepspeed.zero_stage=4", "ZeRO stage must be one of 0, 1, 2, 3, got 4"),
         ("hyperparameters={gamma: 1.0}", "objective 'synpo' has no hyperparameter(s) ['gamma']"),
         ("optim.micro_batch_size=3", "must be a multiple of micro_batch_size"),
+        ("optim.effective_batch_size=6", "micro_batch_size x num_workers"),
         ("pairs=", "pairs: required"),
     ],
 )
-def test_bad_configs_fail_before_work(override, message, capsys):
-    assert run_job("--config", str(REPO / "jobs/configs/train_local.yaml"), override) == 2
+def test_bad_configs_fail_before_ray_starts(override, message, capsys):
+    assert run_job_cli("--config", str(LOCAL_CONFIG), override) == 2
     assert message in capsys.readouterr().err
 
 
-def test_missing_or_bad_pairs_fail_clearly(tmp_path, capsys):
-    assert run_job("--config", str(REPO / "jobs/configs/train_local.yaml"), f"pairs={tmp_path}/none.parquet") == 2
+def test_missing_empty_or_bad_pairs_fail_clearly(tmp_path, capsys):
+    assert run_job_cli("--config", str(LOCAL_CONFIG), f"pairs={tmp_path}/none.parquet") == 2
     assert "no object at" in capsys.readouterr().err
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert run_job_cli("--config", str(LOCAL_CONFIG), f"pairs={empty}") == 2
+    assert "no pairs (the dataset is empty)" in capsys.readouterr().err
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"pair_id": "a", "video": "v.mp4", "prompt": "p", "chosen": "x"}\n')
-    assert run_job("--config", str(REPO / "jobs/configs/train_local.yaml"), f"pairs={bad}") == 2
+    assert run_job_cli("--config", str(LOCAL_CONFIG), f"pairs={bad}") == 2
     assert "row 0 (pair_id 'a'): field 'rejected'" in capsys.readouterr().err

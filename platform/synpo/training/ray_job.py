@@ -85,6 +85,21 @@ def _mlflow_run(config: TrainConfig) -> str:
     return run.info.run_id
 
 
+def _log_config(run_id: str, config: TrainConfig) -> None:
+    """Params (the flattened config; storage credentials never) and config.yaml. MLflow params are
+    immutable, so a rerun that changed settings keeps the first values and records the changes as tags."""
+    params: dict[str, str] = {}
+    _flatten("", config.model_dump(mode="json", exclude={"storage"}), params)
+    logged = mlflow.MlflowClient().get_run(run_id).data.params
+    changed = sorted(key for key, value in params.items() if key in logged and logged[key] != value)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_params({key: value for key, value in params.items() if key not in logged})
+        text = yaml.safe_dump(config.model_dump(mode="json", exclude={"storage"}), sort_keys=False)
+        mlflow.log_text(text, "config.yaml" if not logged else f"config-rerun-{len(mlflow.MlflowClient().list_artifacts(run_id))}.yaml")
+        if changed:
+            mlflow.set_tag("synpo.changed_on_rerun", ", ".join(f"{key}={params[key]}" for key in changed)[:5000])
+
+
 def _ray_storage(config: TrainConfig) -> tuple[str, object | None]:
     location = parse_uri(config.run.storage_path)
     if location.scheme == "file":
@@ -102,11 +117,7 @@ def run_training(config: TrainConfig) -> JobResult:
     config = config.with_absolute_paths()
     validate_before_ray(config)
     run_id = _mlflow_run(config)
-    with mlflow.start_run(run_id=run_id):
-        params: dict[str, str] = {}
-        _flatten("", config.model_dump(mode="json", exclude={"storage"}), params)
-        mlflow.log_params({key: value for key, value in params.items() if not key.startswith("storage")})
-        mlflow.log_text(yaml.safe_dump(config.model_dump(mode="json", exclude={"storage"}), sort_keys=False), "config.yaml")
+    _log_config(run_id, config)
     if not ray.is_initialized():
         ray.init(address=config.run.ray_address, num_cpus=config.run.ray_num_cpus, include_dashboard=False)
     storage_path, storage_filesystem = _ray_storage(config)
