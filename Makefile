@@ -34,10 +34,12 @@ demo: setup
 	$(SYNPO) caption --model $(DEMO)/models/tiny-vlm --video $(DEMO)/videos/toy-0000-00000.mp4 video.num_frames=8 video.max_side=160
 	$(SYNPO) toy pairs --videos $(DEMO)/videos --out $(DEMO)/pairs.parquet
 	HF_HUB_OFFLINE=1 $(PY) jobs/train.py --config jobs/configs/train_local.yaml pairs=$(DEMO)/pairs.parquet \
-		model=$(DEMO)/models/tiny-vlm output_dir=$(DEMO)/train
-	$(SYNPO) caption --model $(DEMO)/models/tiny-vlm --adapter $(DEMO)/train/best_adapter \
+		model=$(DEMO)/models/tiny-vlm run.storage_path=$(DEMO)/ray run.name=demo \
+		mlflow.tracking_uri=sqlite:///$(DEMO)/mlflow.db mlflow.artifact_location=$(DEMO)/mlartifacts
+	$(SYNPO) caption --model $(DEMO)/models/tiny-vlm \
+		--adapter $$($(PY) -c 'import json; print(json.load(open("$(DEMO)/ray/demo/job_result.json"))["best_adapter"])') \
 		--video $(DEMO)/videos/toy-0000-00000.mp4 video.num_frames=8 video.max_side=160
-	@echo "demo outputs: $(DEMO)/train (metrics.jsonl, training_curves.png, best_adapter/)"
+	@echo "demo outputs: MLflow UI: $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(DEMO)/mlflow.db ; checkpoints: $(DEMO)/ray/demo"
 
 clean-demo:
 	rm -rf $(DEMO)

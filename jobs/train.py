@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(
         f"done: {result.steps} steps, best epoch {result.best_epoch} ({config.best_metric} = {result.best_value}); "
-        f"MLflow run {result.mlflow_run_id}; registered {config.mlflow.registered_model} version {result.model_version}"
+        f"MLflow run {result.mlflow_run_id}; registered {config.mlflow.registered_model} version {result.model_version}; "
+        f"best adapter {result.best_adapter}"
     )
     return 0
 

@@ -63,3 +63,13 @@ def test_toy_pairs_command_writes_valid_pairs(toy_video_dir, tmp_path, capsys):
     assert main(["toy", "pairs", "--videos", str(toy_video_dir), "--out", str(out)]) == 0
     rows = read_pairs(str(out))
     assert len(rows) == 3 and rows[0]["video"].endswith("toy-0007-00000.mp4")
+
+
+def test_config_show_takes_a_file_and_overrides_after_it(capsys):
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    for name in ("train.yaml", "train_local.yaml"):
+        assert main(["config", "show", "train", "--config", str(repo / "jobs/configs" / name), "pairs=s3://b/p/", "objective=dpo"]) == 0
+        out = capsys.readouterr().out
+        assert "objective: dpo" in out and "pairs: s3://b/p/" in out

@@ -26,7 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may come after options (`show train --config x.yaml a.b=1`)
+    if extra:
+        if not hasattr(args, "overrides") or not all("=" in item and not item.startswith("-") for item in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
     try:
         return args.handler(args) or 0
     except USER_ERRORS as error:

@@ -47,7 +47,6 @@ def warm_start(model_dir: str | Path, steps: int = 300, num_videos: int = 96, se
             lora=LoraSettings(enabled=False, train_vision_tower=True),
             optim=OptimSettings(learning_rate=3e-3, warmup_ratio=0.05, effective_batch_size=8, micro_batch_size=8, epochs=10**6, max_steps=steps),
             video=WARM_START_VIDEO,
-            device="cpu",
         )
         config.diagnostics.grad_norm_every_steps = 0
         model, processor = load_base(model_dir)

@@ -133,9 +133,7 @@ class TrainConfig(StrictModel):
     best_metric: Literal["val/loss", "val/accuracy", "val/margin", "val/nll_chosen"] = pydantic.Field(
         default="val/accuracy", description="validation metric that picks the epoch kept (loss/NLL: lower is better)"
     )
-    device: str = pydantic.Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto, cpu or cuda[:N]")
     seed: int = pydantic.Field(default=0, description="seed for data order, dropout and the validation split")
-    output_dir: str = pydantic.Field(default="runs/train", description="where metrics, plots and the adapter are written")
     storage: StorageConfig = pydantic.Field(default_factory=StorageConfig, description="object storage (for s3:// pairs and videos)")
     scaling: ScalingSettings = pydantic.Field(default_factory=ScalingSettings, description="Ray Train workers")
     deepspeed: DeepSpeedSettings = pydantic.Field(default_factory=DeepSpeedSettings, description="DeepSpeed ZeRO")

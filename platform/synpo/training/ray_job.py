@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import mlflow
 import yaml
 
 from synpo.config.loader import ConfigError
-from synpo.storage import Storage, parse_uri
+from synpo.storage import Storage, join_uri, parse_uri
 from synpo.toy.videos import DEFAULT_PROMPT
 from synpo.training.config import TrainConfig
 from synpo.training.data import load_splits
@@ -36,6 +36,7 @@ class JobResult:
     best_value: float | None
     model_version: str | None
     checkpoint_path: str | None
+    best_adapter: str | None
 
 
 def _flatten(prefix: str, value, out: dict[str, str]) -> None:
@@ -136,7 +137,10 @@ def run_training(config: TrainConfig) -> JobResult:
         ),
     )
     result = trainer.fit()
-    return _finish(config, run_id, result)
+    job = _finish(config, run_id, result)
+    summary = join_uri(config.run.storage_path, config.run.name, "job_result.json")
+    Storage(config.storage).write_text(summary, json.dumps(asdict(job), indent=1))
+    return job
 
 
 def _best_checkpoint(config: TrainConfig, result):
@@ -180,4 +184,5 @@ def _finish(config: TrainConfig, run_id: str, result) -> JobResult:
         best_value=state["best_value"],
         model_version=version.version if version is not None else None,
         checkpoint_path=result.checkpoint.path,
+        best_adapter=f"{(best or result.checkpoint).path}/{ADAPTER_DIR}",
     )

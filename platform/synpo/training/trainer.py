@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
@@ -42,7 +41,6 @@ class TrainResult:
     steps: int = 0
     best_epoch: int | None = None
     best_value: float | None = None
-    best_adapter_dir: str | None = None
     epochs_done: int = 0
 
 
@@ -63,7 +61,6 @@ class PreferenceTrainer:
         total_steps: int,
         device: torch.device,
         log: MetricLogger,
-        is_main: bool = True,
         reduce: Reducer = local_only,
         checkpoint: Checkpointer | None = None,
         isolate_gradient_split: bool = False,
@@ -71,7 +68,7 @@ class PreferenceTrainer:
         self.config, self.model, self.backend = config, model, backend
         self.train_batches, self.val_batches = train_batches, val_batches
         self.accumulation_steps, self.total_steps = accumulation_steps, total_steps
-        self.device, self.log, self.is_main = device, log, is_main
+        self.device, self.log = device, log
         self.reduce, self.checkpoint = reduce, checkpoint
         self.isolate_gradient_split = isolate_gradient_split
         self.objective = get_objective(config.objective)
@@ -157,13 +154,12 @@ class PreferenceTrainer:
     def _reached_max_steps(self, result: TrainResult) -> bool:
         return self.config.optim.max_steps is not None and result.steps >= self.config.optim.max_steps
 
-    def fit(self, start_epoch: int = 0, resume: TrainResult | None = None, steps_done_in_start_epoch: int = 0,
-            save_adapter: Callable[[int], str] | None = None) -> TrainResult:
+    def fit(self, start_epoch: int = 0, resume: TrainResult | None = None, steps_done_in_start_epoch: int = 0) -> TrainResult:
         """Train from ``start_epoch`` (continuing ``resume``'s counters and best epoch, if given).
 
         ``train_batches(start_epoch)`` must already skip the ``steps_done_in_start_epoch`` optimizer
-        steps a resumed run completed. ``save_adapter(epoch) -> dir`` is called when an epoch is the
-        best so far; ``checkpoint`` at every epoch end and every ``checkpoint_every_steps``.
+        steps a resumed run completed. ``checkpoint`` is called at every epoch end and every
+        ``run.checkpoint_every_steps``; the epoch that is best on ``best_metric`` is recorded in the result.
         A trailing group of fewer than ``accumulation_steps`` micro-batches at the end of an epoch
         still makes an optimizer step (its gradient is smaller, never carried into the next epoch).
         """
@@ -198,8 +194,6 @@ class PreferenceTrainer:
             value = validation.get(self.config.best_metric)
             if value is not None and self._is_better(value, result.best_value):
                 result.best_epoch, result.best_value = epoch, value
-                if save_adapter is not None and self.is_main:
-                    result.best_adapter_dir = save_adapter(epoch)
             result.epochs_done = epoch + 1
             if self.checkpoint:
                 self.checkpoint(result, epoch + 1, 0, {**validation, "epoch": float(epoch)})
@@ -222,9 +216,3 @@ class _StepWindow:
         self.rows.append(metrics)
         self.weights.append(pairs)
         self.tokens += tokens
-
-
-def save_peft_adapter(model: torch.nn.Module, out: str | Path) -> str:
-    out = Path(out)
-    model.save_pretrained(out)
-    return str(out)

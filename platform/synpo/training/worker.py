@@ -172,7 +172,6 @@ def train_loop_per_worker(loop_config: dict) -> None:
         total_steps=total_steps,
         device=device,
         log=MlflowStepLogger(config.mlflow.tracking_uri, loop_config.get("mlflow_run_id"), world) if rank == 0 else (lambda metrics, step: None),
-        is_main=rank == 0,
         reduce=make_reducer(device),
         checkpoint=save_checkpoint,
         isolate_gradient_split=config.deepspeed.enabled,
