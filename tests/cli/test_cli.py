@@ -22,7 +22,7 @@ def test_toy_videos_to_s3(s3_storage, monkeypatch):
 
 
 def test_config_show_prints_defaults_and_help(capsys):
-    assert main(["config", "show", "caption", "generation.top_k=5"]) == 0
+    assert main(["config", "show", "caption", "sampling.top_k=5"]) == 0
     out = capsys.readouterr().out
     assert "# keep the k most likely tokens (0 = off) (default: 32)\n  top_k: 5" in out
 
@@ -49,7 +49,7 @@ def test_console_script_captions_a_video(tiny_vlm, toy_video_dir):
     script = Path(sys.executable).parent / "synpo"
     result = subprocess.run(
         [str(script), "caption", "--model", str(tiny_vlm), "--video", str(toy_video_dir / "toy-0007-00002.mp4"),
-         "generation.max_new_tokens=8"],
+         "sampling.max_new_tokens=8"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert result.returncode == 0, result.stderr
@@ -73,3 +73,26 @@ def test_config_show_takes_a_file_and_overrides_after_it(capsys):
         assert main(["config", "show", "train", "--config", str(repo / "jobs/configs" / name), "pairs=s3://b/p/", "objective=dpo"]) == 0
         out = capsys.readouterr().out
         assert "objective: dpo" in out and "pairs: s3://b/p/" in out
+
+
+def test_caption_json_with_cd_and_retrospection(tiny_vlm, toy_video_dir, capsys):
+    import json
+
+    video = str(toy_video_dir / "toy-0007-00000.mp4")
+    argv = ["caption", "--model", str(tiny_vlm), "--video", video, "--mode", "both", "--n", "3", "--temperature", "0.9",
+            "--seed", "4", "--max-new-tokens", "6", "--cd-alpha", "0.5", "--cd-cutoff", "0.1", "--top-k", "20", "--top-p", "0.9",
+            "--json", "video.num_frames=9", "video.max_side=128"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["mode"] == "both" and result["frames_seen"] == {"full": 9, "sparse": 3}
+    assert len(result["candidates"]) == 3
+    for candidate in result["candidates"]:
+        assert candidate["first_pass"] is not None and len(candidate["logprobs"]) == len(candidate["token_ids"])
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out) == result  # seeded: the same candidates again
+
+
+def test_caption_refuses_cd_on_vllm_before_loading_anything(toy_video_dir, capsys):
+    video = str(toy_video_dir / "toy-0007-00000.mp4")
+    assert main(["caption", "--engine", "vllm", "--mode", "contrastive", "--model", "/nowhere", "--video", video]) == 2
+    assert "use engine=hf" in capsys.readouterr().err

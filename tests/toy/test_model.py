@@ -4,7 +4,8 @@ import numpy as np
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
 
-from synpo.sampling.hf_engine import GenerationSettings, HFCaptioner
+from synpo.sampling.hf_engine import HFEngine
+from synpo.sampling.request import SamplingParams
 from synpo.toy.model import build_tiny_model
 from synpo.video import VideoSamplingConfig, sample_video
 
@@ -16,8 +17,8 @@ def test_tiny_vlm_loads_offline_and_captions_a_video(tiny_vlm, toy_video_dir):
     assert model.config.text_config.hidden_size // model.config.text_config.num_attention_heads == 64
     assert model.config.video_token_id == processor.tokenizer.convert_tokens_to_ids("<|video_pad|>")
     sampled = sample_video(toy_video_dir / "toy-0007-00000.mp4", "v", VideoSamplingConfig(num_frames=16))
-    captioner = HFCaptioner(tiny_vlm, device="cpu")
-    settings = GenerationSettings(do_sample=True, num_return_sequences=4, seed=3, max_new_tokens=12)
+    captioner = HFEngine(tiny_vlm, device="cpu")
+    settings = SamplingParams(n=4, seed=3, max_new_tokens=12)
     first = captioner.caption(sampled.frames, "Describe this video.", settings)
     again = captioner.caption(sampled.frames, "Describe this video.", settings)
     assert len(first) == 4 and all(caption.token_ids for caption in first)

@@ -1,4 +1,10 @@
-"""``synpo caption --model DIR --video PATH_OR_URI``: caption one video."""
+"""``synpo caption --model DIR --video PATH_OR_URI``: caption one video with any engine and mode.
+
+Flags are shorthands for config keys (``--n 4`` is ``sampling.n=4``); ``key=value`` overrides and
+``--config FILE`` (a :class:`~synpo.config.jobs.CaptionConfig` YAML) reach every other field. By
+default it prints one greedy caption per line; ``--json`` prints one JSON object with every
+candidate (text, token ids, finish reason, log-probs) and, after retrospection, its first pass.
+"""
 
 from __future__ import annotations
 
@@ -7,34 +13,78 @@ import json
 
 from synpo.config.jobs import CaptionConfig
 from synpo.config.loader import load_config
+from synpo.sampling.engine import build_engine
+from synpo.sampling.request import CaptionRequest
 from synpo.storage import Storage, parse_uri
 from synpo.video.sampler import sample_video
 
+# flag attribute -> config key
+FLAG_KEYS = {
+    "model": "engine.model",
+    "adapter": "engine.adapter",
+    "device": "engine.device",
+    "engine": "engine.kind",
+    "prompt": "prompt",
+    "mode": "mode",
+    "n": "sampling.n",
+    "seed": "sampling.seed",
+    "temperature": "sampling.temperature",
+    "top_p": "sampling.top_p",
+    "top_k": "sampling.top_k",
+    "max_new_tokens": "sampling.max_new_tokens",
+    "cd_alpha": "contrastive.alpha",
+    "cd_cutoff": "contrastive.cutoff",
+}
+
 
 def _caption(args: argparse.Namespace) -> int:
-    overrides = list(args.overrides)
-    for flag, key in (("model", "model"), ("adapter", "adapter"), ("device", "device"), ("prompt", "prompt")):
-        if getattr(args, flag) is not None:
-            overrides.append(f"{key}={json.dumps(getattr(args, flag))}")
-    config = load_config(CaptionConfig, args.config, overrides)
-    from synpo.sampling.hf_engine import HFCaptioner
-
+    overrides = [f"{key}={json.dumps(getattr(args, flag))}" for flag, key in FLAG_KEYS.items() if getattr(args, flag) is not None]
+    if args.json:
+        overrides.append("sampling.logprobs=true")
+    config = load_config(CaptionConfig, args.config, [*overrides, *args.overrides])
     location = parse_uri(args.video)
     source = location.path if location.scheme == "file" else Storage(config.storage).read_bytes(args.video)
     sampled = sample_video(source, args.video, config.video)
-    captioner = HFCaptioner(config.model, device=config.device, adapter=config.adapter)
-    for caption in captioner.caption(sampled.frames, config.prompt, config.generation):
-        print(caption.text)
+    engine = build_engine(config.engine)
+    request = CaptionRequest(
+        request_id=args.video,
+        prompt=config.prompt,
+        frames=sampled.frames,
+        sparse_frames=sampled.sparse_frames,
+        params=config.sampling,
+        mode=config.mode,
+        contrastive=config.contrastive,
+        refine_template=config.refine_template,
+    )
+    result = engine.generate([request])[0]
+    if args.json:
+        print(json.dumps({"video": args.video, **result.to_dict()}))
+    else:
+        for candidate in result.candidates:
+            print(candidate.text)
     return 0
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     caption = commands.add_parser("caption", help="caption one video with a local model")
-    caption.add_argument("--model", default=None, help="local Hugging Face model folder")
-    caption.add_argument("--adapter", default=None, help="LoRA adapter folder (e.g. runs/train/best_adapter)")
     caption.add_argument("--video", required=True, help="video path or URI (local, file://, s3://)")
+    caption.add_argument("--model", default=None, help="local Hugging Face model folder")
+    caption.add_argument("--adapter", default=None, help="LoRA adapter folder (e.g. a training run's best adapter)")
+    caption.add_argument("--engine", choices=["hf", "vllm"], default=None, help="hf (default; CD works) or vllm (no CD)")
+    caption.add_argument("--device", default=None, help="hf engine: auto, cpu or cuda[:N]")
     caption.add_argument("--prompt", default=None, help="captioning instruction")
-    caption.add_argument("--device", default=None, help="auto, cpu or cuda[:N]")
+    caption.add_argument(
+        "--mode", choices=["plain", "retrospective", "contrastive", "both"], default=None, help="decoding mode (default plain)"
+    )
+    caption.add_argument("--n", type=int, default=None, help="captions to sample (needs --temperature > 0 when > 1)")
+    caption.add_argument("--seed", type=int, default=None, help="random seed")
+    caption.add_argument("--temperature", type=float, default=None, help="sampling temperature (0 = greedy, the default)")
+    caption.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass")
+    caption.add_argument("--top-k", type=int, default=None, help="keep the k most likely tokens (0 = off)")
+    caption.add_argument("--max-new-tokens", type=int, default=None, help="most tokens generated per pass")
+    caption.add_argument("--cd-alpha", type=float, default=None, help="contrastive decoding weight a (default 0.5)")
+    caption.add_argument("--cd-cutoff", type=float, default=None, help="plausibility cutoff b (default 0.1; 0 = off)")
+    caption.add_argument("--json", action="store_true", help="print one JSON object with every candidate and its first pass")
     caption.add_argument("--config", default=None, help="YAML CaptionConfig (see `synpo config show caption`)")
-    caption.add_argument("overrides", nargs="*", help="key=value overrides, e.g. generation.max_new_tokens=64")
+    caption.add_argument("overrides", nargs="*", help="key=value overrides, e.g. video.num_frames=8")
     caption.set_defaults(handler=_caption)

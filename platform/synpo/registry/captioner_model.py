@@ -20,15 +20,16 @@ from mlflow.types import ColSpec, Schema
 
 class CaptionerModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
-        from synpo.sampling.hf_engine import GenerationSettings, HFCaptioner
+        from synpo.sampling.hf_engine import HFEngine
+        from synpo.sampling.request import SamplingParams
         from synpo.storage import Storage
         from synpo.video.sampler import VideoSamplingConfig
 
         settings = context.model_config
         base = context.artifacts.get("base_model") or settings["base_model_path"]
-        self.captioner = HFCaptioner(base, device=settings.get("device", "auto"), adapter=context.artifacts["adapter"])
+        self.engine = HFEngine(base, device=settings.get("device", "auto"), adapter=context.artifacts["adapter"])
         self.video = VideoSamplingConfig.model_validate(settings["video"])
-        self.generation = GenerationSettings(max_new_tokens=settings["max_new_tokens"])
+        self.sampling = SamplingParams(n=1, temperature=0.0, max_new_tokens=settings["max_new_tokens"])
         self.default_prompt = settings["prompt"]
         self.storage = Storage()
 
@@ -43,7 +44,7 @@ class CaptionerModel(mlflow.pyfunc.PythonModel):
             source = location.path if location.scheme == "file" else self.storage.read_bytes(uri)
             frames = sample_video(source, uri, self.video).frames
             prompt = row.get("prompt") or self.default_prompt
-            captions.append(self.captioner.caption(frames, prompt, self.generation)[0].text)
+            captions.append(self.engine.caption(frames, prompt, self.sampling)[0].text)
         return captions
 
 

@@ -1,39 +1,47 @@
-"""The minimal Hugging Face caption path: load a local VLM folder and caption sampled frames.
+"""The Hugging Face caption engine: ``transformers`` ``generate`` on CPU or GPU, the reference engine.
 
-This is the reference engine: ``transformers`` ``generate`` on CPU or GPU. Contrastive decoding and
-self-retrospective refinement build on it (see the engines issue).
+It serves every mode of :class:`~synpo.sampling.request.CaptionRequest`:
+
+- one *pass* = one ``generate`` call: the instructions of the pass as one left-padded batch, each
+  with the same video, ``num_return_sequences = samples_per_instruction``;
+- contrastive decoding adds a :class:`~synpo.sampling.contrastive.ContrastiveLogitsProcessor`
+  whose sparse branch has its own inputs and KV cache;
+- retrospection is two passes, driven by :func:`synpo.sampling.passes.run_request`.
+
+Requests run one after another (each is one video). A model folder with a ``vision_config`` is
+loaded as a VLM (``AutoProcessor`` + ``AutoModelForImageTextToText``); any other as a text LM
+(``AutoTokenizer`` + ``AutoModelForCausalLM``, frames must be ``None``) — the tiny text model lets
+the HF and vLLM engines be compared on the same weights. A LoRA adapter is applied with peft.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
 from pathlib import Path
 
 import numpy as np
-import pydantic
 import torch
-from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    AutoTokenizer,
+    GenerationConfig,
+    LogitsProcessor,
+)
 
-from synpo.config.base import StrictModel
-
-
-class GenerationSettings(StrictModel):
-    """Decoding settings for one caption request (paper defaults for candidates: T=0.9, top_p=0.95, top_k=32)."""
-
-    max_new_tokens: int = pydantic.Field(default=128, ge=1, le=4096, description="most tokens generated per caption")
-    do_sample: bool = pydantic.Field(default=False, description="sample (True) or decode greedily (False)")
-    temperature: float = pydantic.Field(default=0.9, gt=0, le=5, description="sampling temperature")
-    top_p: float = pydantic.Field(default=0.95, gt=0, le=1, description="nucleus sampling mass")
-    top_k: int = pydantic.Field(default=32, ge=0, description="keep the k most likely tokens (0 = off)")
-    num_return_sequences: int = pydantic.Field(default=1, ge=1, le=64, description="captions returned per request")
-    seed: int | None = pydantic.Field(default=None, description="random seed for sampling (None = nondeterministic)")
-
-
-@dataclass
-class Caption:
-    text: str
-    token_ids: list[int]
-    finish_reason: str  # "stop" (end of sequence) or "length" (hit max_new_tokens)
+from synpo.sampling.contrastive import ContrastiveLogitsProcessor, SparseBranch
+from synpo.sampling.passes import run_request
+from synpo.sampling.prompts import chat_messages
+from synpo.sampling.request import (
+    Candidate,
+    CaptionRequest,
+    CaptionResult,
+    ContrastiveSettings,
+    Mode,
+    SamplingParams,
+)
+from synpo.video.plan import sparse_positions
 
 
 def pick_device(device: str) -> torch.device:
@@ -42,50 +50,155 @@ def pick_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-class HFCaptioner:
-    """A local VLM folder (``AutoModelForImageTextToText`` + ``AutoProcessor``) that captions frames."""
+class TokenLogprobRecorder(LogitsProcessor):
+    """Records each sampled token's log-probability under the raw model distribution.
+
+    ``generate`` calls processors before sampling, so at step t+1 the token chosen at step t is the
+    last column of ``input_ids``; only one step's ``[B, V]`` log-softmax is held at a time (never
+    ``[B, T, V]``). Call :meth:`finish` with the final sequences for the last token.
+    """
+
+    def __init__(self) -> None:
+        self.previous: torch.Tensor | None = None  # [B, V] log-probs of the step before
+        self.steps: list[torch.Tensor] = []  # T x [B]
+
+    def _record(self, tokens: torch.Tensor) -> None:
+        self.steps.append(self.previous.gather(1, tokens[:, None].to(self.previous.device))[:, 0].cpu())
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.previous is not None:
+            self._record(input_ids[:, -1])
+        self.previous = torch.log_softmax(scores.float(), dim=-1)
+        return scores
+
+    def finish(self, sequences: torch.Tensor) -> torch.Tensor:
+        """``[B, T]`` log-probs of the generated tokens."""
+        self._record(sequences[:, -1])
+        self.previous = None
+        return torch.stack(self.steps, dim=1)
+
+
+class HFEngine:
+    """A local model folder that captions videos (or, for text LMs, answers prompts)."""
 
     def __init__(self, model_dir: str | Path, device: str = "auto", adapter: str | Path | None = None) -> None:
         model_path = Path(model_dir)
         if not (model_path / "config.json").is_file():
-            raise FileNotFoundError(f"{model_dir!r} is not a model folder (no config.json); build one with `synpo toy model`")
+            raise FileNotFoundError(f"{str(model_dir)!r} is not a model folder (no config.json); build one with `synpo toy model`")
         self.device = pick_device(device)
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
-        self.processor = AutoProcessor.from_pretrained(model_path)
-        self.model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype).to(self.device).eval()
+        self.is_vlm = "vision_config" in json.loads((model_path / "config.json").read_text())
+        if self.is_vlm:
+            self.processor = AutoProcessor.from_pretrained(model_path)
+            self.tokenizer = self.processor.tokenizer
+            self.base_model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype)
+        else:
+            self.processor = None
+            self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+            self.base_model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
+        self.tokenizer.padding_side = "left"  # generation continues on the right
+        self.model = self.base_model.to(self.device).eval()
         if adapter is not None:
             if not (Path(adapter) / "adapter_config.json").is_file():
                 raise FileNotFoundError(f"{str(adapter)!r} is not a LoRA adapter folder (no adapter_config.json)")
             from peft import PeftModel
 
-            self.model = PeftModel.from_pretrained(self.model, str(adapter)).to(self.device).eval()
-        self.eos_ids = set(self.model.generation_config.eos_token_id or [])
+            self.model = PeftModel.from_pretrained(self.base_model, str(adapter)).to(self.device).eval()
+        defaults = self.base_model.generation_config
+        eos = defaults.eos_token_id
+        self.eos_ids = [eos] if isinstance(eos, int) else list(eos or [self.tokenizer.eos_token_id])
+        self.pad_id = defaults.pad_token_id if defaults.pad_token_id is not None else self.tokenizer.pad_token_id
 
-    def prompt_text(self, prompt: str) -> str:
-        messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt}]}]
-        return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    # --- inputs ---------------------------------------------------------------------------------
 
-    @torch.inference_mode()
-    def caption(self, frames: np.ndarray, prompt: str, settings: GenerationSettings) -> list[Caption]:
-        """Caption one video given as ``[N, H, W, 3]`` uint8 frames; returns ``num_return_sequences`` captions."""
-        inputs = self.processor(
-            text=[self.prompt_text(prompt)], videos=[list(frames)], return_tensors="pt", do_sample_frames=False
-        ).to(self.device)
-        if settings.seed is not None:
-            torch.manual_seed(settings.seed)
-        sampling = {"temperature": settings.temperature, "top_p": settings.top_p, "top_k": settings.top_k} if settings.do_sample else {}
-        output = self.model.generate(
-            **inputs,
-            max_new_tokens=settings.max_new_tokens,
-            do_sample=settings.do_sample,
-            num_return_sequences=settings.num_return_sequences,
+    def encode(self, instructions: list[str], frames: np.ndarray | None) -> dict[str, torch.Tensor]:
+        """Processor outputs for a batch of instructions that share one video (``frames`` ``[N, H, W, 3]``)."""
+        texts = [
+            self.tokenizer.apply_chat_template(chat_messages(text, frames is not None), tokenize=False, add_generation_prompt=True)
+            for text in instructions
+        ]
+        if frames is None:
+            return self.tokenizer(texts, return_tensors="pt", padding=True).to(self.device)
+        if not self.is_vlm:
+            raise ValueError("this model is a text LM; it takes no video frames")
+        videos = [list(frames)] * len(texts)
+        return self.processor(text=texts, videos=videos, return_tensors="pt", padding=True, do_sample_frames=False).to(self.device)
+
+    @staticmethod
+    def sparse_frames(request: CaptionRequest) -> np.ndarray:
+        """The CD branch's frames: the request's own subset, or ``ceil(N / 3)`` uniform ones."""
+        if request.sparse_frames is not None:
+            return request.sparse_frames
+        return request.frames[sparse_positions(len(request.frames))]
+
+    def generation_config(self, params: SamplingParams, samples: int) -> GenerationConfig:
+        sampling = {} if params.greedy else {"temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k}
+        return GenerationConfig(
+            max_new_tokens=params.max_new_tokens,
+            do_sample=not params.greedy,
+            num_return_sequences=samples,
+            eos_token_id=self.eos_ids,
+            pad_token_id=self.pad_id,
             **sampling,
         )
-        new_tokens = output[:, inputs["input_ids"].shape[1] :]  # (n, T_new)
-        captions = []
-        for row in new_tokens.tolist():
-            ended = next((position for position, token in enumerate(row) if token in self.eos_ids), None)
-            token_ids = row if ended is None else row[:ended]
-            text = self.processor.tokenizer.decode(token_ids, skip_special_tokens=True).strip()
-            captions.append(Caption(text=text, token_ids=token_ids, finish_reason="length" if ended is None else "stop"))
-        return captions
+
+    # --- one pass -------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def run_pass(
+        self,
+        request: CaptionRequest,
+        instructions: list[str],
+        samples_per_instruction: int,
+        params: SamplingParams,
+        contrastive: ContrastiveSettings | None,
+    ) -> list[Candidate]:
+        inputs = self.encode(instructions, request.frames)
+        processors: list[LogitsProcessor] = []
+        recorder = TokenLogprobRecorder() if params.logprobs else None
+        if recorder is not None:
+            processors.append(recorder)  # first: it must see the raw full-branch scores
+        if contrastive is not None:
+            if self.base_model.config.model_type not in ("qwen2_vl", "qwen2_5_vl"):
+                raise ValueError(
+                    "contrastive decoding is implemented for Qwen2-VL-family models (3-D rotary positions); "
+                    f"this model is {self.base_model.config.model_type!r}"
+                )
+            sparse_inputs = self.encode(instructions, self.sparse_frames(request))
+            branch = SparseBranch(self.model, self.base_model.model.get_rope_index, sparse_inputs, samples_per_instruction)
+            processors.append(ContrastiveLogitsProcessor(branch, contrastive.alpha, contrastive.cutoff))
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+        sequences = self.model.generate(
+            **inputs, generation_config=self.generation_config(params, samples_per_instruction), logits_processor=processors
+        )
+        new_tokens = sequences[:, inputs["input_ids"].shape[1] :]  # [B, T]
+        logprobs = recorder.finish(sequences).tolist() if recorder is not None else None
+        return [self._candidate(row, None if logprobs is None else logprobs[index]) for index, row in enumerate(new_tokens.tolist())]
+
+    def _candidate(self, row: list[int], logprobs: list[float] | None) -> Candidate:
+        ended = next((position for position, token in enumerate(row) if token in self.eos_ids), None)
+        token_ids = row if ended is None else row[:ended]
+        return Candidate(
+            text=self.tokenizer.decode(token_ids, skip_special_tokens=True).strip(),
+            token_ids=token_ids,
+            finish_reason="length" if ended is None else "stop",
+            logprobs=None if logprobs is None else logprobs[: len(token_ids)],
+        )
+
+    # --- requests -------------------------------------------------------------------------------
+
+    def generate(self, requests: list[CaptionRequest]) -> list[CaptionResult]:
+        """Serve each request (one video each) in order."""
+        results = []
+        for request in requests:
+            result = run_request(self.run_pass, request)
+            if request.uses_contrast:
+                result.frames_seen["sparse"] = len(self.sparse_frames(request))
+            results.append(result)
+        return results
+
+    def caption(self, frames: np.ndarray | None, prompt: str, params: SamplingParams, mode: Mode = "plain") -> list[Candidate]:
+        """Shorthand for one request: the candidates for ``frames`` and ``prompt``."""
+        request = CaptionRequest(request_id="caption", prompt=prompt, frames=frames, params=params, mode=mode)
+        return self.generate([request])[0].candidates

@@ -1,0 +1,39 @@
+"""Choosing and building a caption engine from config: Hugging Face (reference, CD) or vLLM (cluster)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pydantic
+
+from synpo.config.base import StrictModel
+from synpo.sampling.request import Mode
+from synpo.sampling.vllm_engine import VLLMSettings, refuse_contrastive
+
+
+class EngineSettings(StrictModel):
+    """Which engine captions, with which weights."""
+
+    kind: Literal["hf", "vllm"] = pydantic.Field(
+        default="hf", description="hf: transformers generate (CPU/GPU, contrastive decoding); vllm: vLLM (GPU clusters, no CD)"
+    )
+    model: str = pydantic.Field(default="runs/demo/models/tiny-vlm", description="local Hugging Face model folder")
+    adapter: str | None = pydantic.Field(default=None, description="LoRA adapter folder to apply (e.g. a training run's best adapter)")
+    device: str = pydantic.Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="hf engine: auto, cpu or cuda[:N]")
+    vllm: VLLMSettings = pydantic.Field(default_factory=VLLMSettings, description="vllm engine: arguments for vllm.LLM")
+
+    def check_mode(self, mode: Mode) -> None:
+        """Refuse a mode this engine cannot serve (CD on vLLM), before any work starts."""
+        if self.kind == "vllm":
+            refuse_contrastive(mode)
+
+
+def build_engine(settings: EngineSettings):
+    """The engine ``settings`` describe (imports torch/transformers or vLLM only when chosen)."""
+    if settings.kind == "vllm":
+        from synpo.sampling.vllm_engine import VLLMEngine
+
+        return VLLMEngine(settings.model, settings.vllm, adapter=settings.adapter)
+    from synpo.sampling.hf_engine import HFEngine
+
+    return HFEngine(settings.model, device=settings.device, adapter=settings.adapter)

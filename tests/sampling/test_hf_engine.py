@@ -1,0 +1,103 @@
+"""The Hugging Face engine: n candidates, seeds, log-probs, retrospection's two passes, LoRA, text LMs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from synpo.sampling.hf_engine import HFEngine
+from synpo.sampling.passes import run_request
+from synpo.sampling.prompts import REFINE_TEMPLATE
+from synpo.sampling.request import Candidate, CaptionRequest, SamplingParams
+from synpo.video import VideoSamplingConfig, sample_video
+
+PROMPT = "Describe this video."
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_vlm):
+    return HFEngine(tiny_vlm, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def frames(toy_video_dir):
+    return sample_video(toy_video_dir / "toy-0007-00001.mp4", "v", VideoSamplingConfig(num_frames=8, max_side=160)).frames
+
+
+def test_n_candidates_per_request_and_seeds_reproduce(engine, frames):
+    params = SamplingParams(n=5, seed=1, max_new_tokens=10)
+    first, again = (engine.caption(frames, PROMPT, params) for _ in range(2))
+    other = engine.caption(frames, PROMPT, params.model_copy(update={"seed": 2}))
+    assert len(first) == 5 and all(isinstance(candidate, Candidate) for candidate in first)
+    assert [c.token_ids for c in first] == [c.token_ids for c in again]
+    assert [c.token_ids for c in first] != [c.token_ids for c in other]
+    assert len({tuple(c.token_ids) for c in first}) > 1  # n distinct samples, not one repeated
+
+
+def test_logprobs_are_the_models_own_token_probabilities(engine, frames):
+    """Each recorded log-prob equals log softmax of a teacher-forced forward pass at that position."""
+    candidate = engine.caption(frames, PROMPT, SamplingParams(n=1, seed=4, max_new_tokens=8, logprobs=True))[0]
+    assert len(candidate.logprobs) == len(candidate.token_ids) == 8
+    inputs = engine.encode([PROMPT], frames)
+    ids = torch.cat([inputs["input_ids"], torch.tensor([candidate.token_ids])], dim=1)
+    with torch.no_grad():
+        logits = engine.model(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            pixel_values_videos=inputs["pixel_values_videos"],
+            video_grid_thw=inputs["video_grid_thw"],
+            mm_token_type_ids=torch.cat([inputs["mm_token_type_ids"], torch.zeros(1, 8, dtype=torch.long)], dim=1),
+        ).logits[0, -9:-1]
+    expected = torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(candidate.token_ids)[:, None])[:, 0]
+    torch.testing.assert_close(torch.tensor(candidate.logprobs), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_retrospection_refines_each_first_pass_text(engine, frames):
+    params = SamplingParams(n=3, seed=9, max_new_tokens=8)
+    plain = engine.generate([CaptionRequest("p", PROMPT, frames=frames, params=params)])[0]
+    seen: list[list[str]] = []
+
+    def recording_pass(request, instructions, samples, pass_params, contrastive):
+        seen.append(instructions)
+        return engine.run_pass(request, instructions, samples, pass_params, contrastive)
+
+    request = CaptionRequest("r", PROMPT, frames=frames, params=params, mode="retrospective")
+    refined = run_request(recording_pass, request)
+    first_pass = [c.text for c in plain.candidates]
+    assert [c.first_pass for c in refined.candidates] == first_pass  # the first pass is the seeded plain pass
+    assert seen[0] == [PROMPT] and len(seen[1]) == 3
+    for instruction, previous in zip(seen[1], first_pass, strict=True):
+        assert instruction == REFINE_TEMPLATE.replace("{prompt}", PROMPT).replace("{previous}", previous)
+    assert engine.generate([request])[0].to_dict() == refined.to_dict()  # deterministic end to end
+
+
+def test_an_adapter_changes_the_captions(engine, tiny_vlm, frames, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    model = HFEngine(tiny_vlm, device="cpu").base_model
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(model, lora).save_pretrained(tmp_path / "adapter")
+    with_adapter = HFEngine(tiny_vlm, device="cpu", adapter=tmp_path / "adapter")
+    params = SamplingParams(n=1, temperature=0, max_new_tokens=10)
+    assert with_adapter.caption(frames, PROMPT, params)[0].token_ids != engine.caption(frames, PROMPT, params)[0].token_ids
+    with pytest.raises(FileNotFoundError, match="not a LoRA adapter folder"):
+        HFEngine(tiny_vlm, device="cpu", adapter=tmp_path)
+
+
+def test_text_model_answers_prompts_and_refuses_video_modes(tiny_text_lm, frames):
+    engine = HFEngine(tiny_text_lm, device="cpu")
+    result = engine.generate([CaptionRequest("t", "Describe a red circle.", params=SamplingParams(n=2, seed=0, max_new_tokens=6), mode="retrospective")])[0]
+    assert len(result.candidates) == 2 and all(c.first_pass is not None for c in result.candidates)
+    with pytest.raises(ValueError, match="contrastive decoding needs video frames"):
+        engine.generate([CaptionRequest("t", "x", mode="contrastive")])
+    with pytest.raises(ValueError, match="text LM; it takes no video"):
+        engine.caption(frames, "x", SamplingParams(n=1, temperature=0, max_new_tokens=2))
+
+
+def test_bad_requests_and_params_are_refused_with_the_reason(engine):
+    with pytest.raises(ValueError, match="identical captions"):
+        SamplingParams(n=4, temperature=0)
+    with pytest.raises(ValueError, match=r"frames must be \[N, H, W, 3\]"):
+        engine.generate([CaptionRequest("bad", PROMPT, frames=torch.zeros(4, 8, 8).numpy())])
+    with pytest.raises(FileNotFoundError, match="not a model folder"):
+        HFEngine("/nonexistent/model", device="cpu")
