@@ -27,6 +27,9 @@ def test_round_trip_exists_and_list(tmp_path, s3_storage, kind):
     assert storage.list(root, suffixes=(".MP4",)) == [join_uri(root, "b/clip.mp4")]
     with pytest.raises(ObjectNotFound, match="missing.json"):
         storage.read_bytes(join_uri(root, "missing.json"))
+    storage.delete(join_uri(root, "a.json"))
+    storage.delete(join_uri(root, "a.json"))  # deleting what is gone is not an error
+    assert storage.list(root) == [join_uri(root, "b/clip.mp4")]
 
 
 def test_s3_listing_paginates(s3_storage):

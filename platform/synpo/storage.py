@@ -5,7 +5,7 @@ One small surface the rest of the platform uses for bytes at rest:
 - :meth:`Storage.read_bytes` / :meth:`Storage.write_bytes` (atomic: readers see the old object or the
   whole new one, never a prefix of it — a temp file + ``os.replace`` locally, a single ``PutObject``
   on S3, which S3 only makes visible once complete),
-- :meth:`Storage.exists`, :meth:`Storage.list` (sorted URIs under a prefix),
+- :meth:`Storage.exists`, :meth:`Storage.list` (sorted URIs under a prefix), :meth:`Storage.delete`,
 - :meth:`Storage.arrow_filesystem` — the ``pyarrow.fs`` filesystem and path Ray Data readers and
   writers take as ``filesystem=`` / path.
 
@@ -218,6 +218,19 @@ class Storage:
 
     def write_text(self, uri: str, text: str) -> None:
         self.write_bytes(uri, text.encode("utf-8"))
+
+    def delete(self, uri: str) -> None:
+        """Remove the object at ``uri`` (no error if there is none)."""
+        location = parse_uri(uri)
+        if location.scheme == "file":
+            Path(location.path).unlink(missing_ok=True)
+            return
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._s3().delete_object(Bucket=location.bucket, Key=location.key)
+        except (ClientError, BotoCoreError) as error:
+            raise StorageError(f"deleting {uri!r} failed: {error}") from error
 
     def exists(self, uri: str) -> bool:
         """Whether an object (not a folder) exists at ``uri``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pydantic
 
 from synpo.config.base import StrictModel
+from synpo.pairgen.config import PairsConfig
 from synpo.sampling.engine import EngineSettings
 from synpo.sampling.prompts import CAPTION_PROMPT, REFINE_TEMPLATE
 from synpo.sampling.request import ContrastiveSettings, Mode, RefineTemplate, SamplingParams
@@ -38,5 +39,6 @@ class CaptionConfig(StrictModel):
 
 JOB_CONFIGS: dict[str, type[StrictModel]] = {
     "caption": CaptionConfig,
+    "pairs": PairsConfig,
     "train": TrainConfig,
 }

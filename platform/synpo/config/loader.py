@@ -95,6 +95,9 @@ def format_validation_error(error: pydantic.ValidationError, source: str) -> str
             lines.append(f"  {field} = {problem['input']!r}: unknown key (not a field of this config)")
         elif problem["type"] == "missing":
             lines.append(f"  {field}: required field is missing")
+        elif problem["type"] == "value_error" and isinstance(problem["input"], dict):
+            where = "" if not problem["loc"] else f"{field}: "  # a check across fields: the message names them
+            lines.append(f"  {where}{problem['msg'].removeprefix('Value error, ')}")
         else:
             lines.append(f"  {field} = {problem['input']!r}: {problem['msg']}")
     return "\n".join(lines)

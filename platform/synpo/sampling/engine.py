@@ -8,7 +8,7 @@ import pydantic
 
 from synpo.config.base import StrictModel
 from synpo.sampling.request import Mode
-from synpo.sampling.vllm_engine import VLLMSettings, refuse_contrastive
+from synpo.sampling.vllm_engine import NO_CONTRASTIVE_ON_VLLM, VLLMSettings
 
 
 class EngineSettings(StrictModel):
@@ -22,10 +22,10 @@ class EngineSettings(StrictModel):
     device: str = pydantic.Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="hf engine: auto, cpu or cuda[:N]")
     vllm: VLLMSettings = pydantic.Field(default_factory=VLLMSettings, description="vllm engine: arguments for vllm.LLM")
 
-    def check_mode(self, mode: Mode) -> None:
-        """Refuse a mode this engine cannot serve (CD on vLLM), before any work starts."""
-        if self.kind == "vllm":
-            refuse_contrastive(mode)
+    def check_mode(self, mode: Mode, field: str = "mode") -> None:
+        """Refuse a mode this engine cannot serve (CD on vLLM), before any work starts; ``field`` names the setting."""
+        if self.kind == "vllm" and mode in ("contrastive", "both"):
+            raise ValueError(f"{field}={mode!r} with engine.kind=vllm: {NO_CONTRASTIVE_ON_VLLM}")
 
 
 def build_engine(settings: EngineSettings):

@@ -38,7 +38,7 @@ from synpo.toy.tokenizer import (
 
 ModelKind = Literal["vlm", "text"]
 RECIPE_FILE = "synpo_toy_model.json"
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2  # 2: the warm start also teaches retrospective refinement
 
 HIDDEN_SIZE = 128
 HEAD_DIM = 64

@@ -3,8 +3,9 @@
 A randomly initialised model gives every token ~1/vocab probability, so preference objectives that
 work on probabilities (SynPO's G and A) have almost no gradient, and its "captions" are token soup.
 ``warm_start`` generates toy videos, then runs the platform's own training loop with the ``sft``
-objective and full fine-tuning (vision tower included) for a few hundred steps, and saves the result
-over the model folder. The model then writes toy-world-like captions — with mistakes, which is what
+objective and full fine-tuning (vision tower included) for a few hundred steps, on two kinds of
+examples — caption the video; refine a flawed previous description (retrospection's second pass) —
+and saves the result over the model folder. The model then writes toy-world-like captions — with mistakes, which is what
 preference learning is for.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from synpo.sampling.prompts import REFINE_TEMPLATE, refine_prompt
 from synpo.storage import Storage
 from synpo.toy.pairs import toy_pairs
 from synpo.toy.videos import ToyVideoSpec, write_toy_videos
@@ -38,7 +40,14 @@ def warm_start(model_dir: str | Path, steps: int = 300, num_videos: int = 96, se
     with tempfile.TemporaryDirectory(prefix="synpo-warmstart-") as work:
         spec = ToyVideoSpec(min_duration_s=5, max_duration_s=20)
         write_toy_videos(work, num_videos, seed=10_000 + seed, spec=spec, progress=progress)
-        rows = toy_pairs(work, seed=seed)
+        captions = toy_pairs(work, seed=seed)
+        # Also teach the second pass of retrospection: given a flawed previous description (the pair's
+        # rejected caption, one fact altered), write the true caption.
+        refinements = [
+            {**row, "pair_id": f"{row['pair_id']}-refine", "prompt": refine_prompt(REFINE_TEMPLATE, row["prompt"], row["rejected"])}
+            for row in captions
+        ]
+        rows = captions + refinements
         config = TrainConfig(
             pairs=work,
             model=str(model_dir),

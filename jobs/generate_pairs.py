@@ -1,0 +1,52 @@
+"""Build preference pairs from videos: sample candidate captions, judge them, keep chosen/rejected pairs.
+
+On a GPU cluster (vLLM engine actors, a hosted judge):
+
+    ray job submit --working-dir . -- python jobs/generate_pairs.py --config jobs/configs/pairs.yaml \\
+        input=s3://bucket/videos/manifest.jsonl output=s3://bucket/synpo/pairs/run-1
+
+On one machine, no GPU, no network (HF engine, the tiny toy VLM built if missing, the offline judge):
+
+    python jobs/generate_pairs.py --config jobs/configs/pairs_local.yaml input=runs/demo/videos output=runs/demo/generated
+
+Rerunning with the same output resumes: finished videos are skipped. Pairs land in
+``<output>/pairs/`` (the training job reads that folder), with ``audit/``, ``videos/``,
+``failures/`` and ``summary.json`` beside them; ``synpo pairs report`` renders them as HTML.
+Every field can be overridden with ``key=value`` (``synpo config show pairs`` lists them all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from synpo.config.loader import ConfigError, load_config
+from synpo.pairgen.config import PairsConfig
+from synpo.pairgen.inputs import InputError
+from synpo.pairgen.progress import ResumeError
+from synpo.storage import StorageError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=None, help="YAML PairsConfig (see `synpo config show pairs`)")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. input=DIR output=DIR candidates.sampling.n=6")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        config = load_config(PairsConfig, args.config, args.overrides)
+        config.require_paths()
+        from synpo.pairgen.pipeline import run_pairs
+
+        summary = run_pairs(config)
+    except (ConfigError, InputError, ResumeError, StorageError, FileNotFoundError, ValueError) as error:
+        print(f"generate_pairs: error: {error}", file=sys.stderr)
+        return 2
+    print("\n".join(summary.lines()))
+    print(f"pairs: {summary.output}/pairs/  (summary: {summary.output}/summary.json)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""The pair-generation job's typed config (``jobs/configs/pairs*.yaml``; ``synpo config show pairs``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydantic
+
+from synpo.config.base import StrictModel
+from synpo.judging.config import JudgeConfig
+from synpo.sampling.engine import EngineSettings
+from synpo.sampling.prompts import CAPTION_PROMPT, CLIP_PROMPT, REFINE_TEMPLATE
+from synpo.sampling.request import ContrastiveSettings, Mode, RefineTemplate, SamplingParams
+from synpo.storage import StorageConfig
+from synpo.video.sampler import VideoSamplingConfig
+
+
+class CandidateSettings(StrictModel):
+    """Whole-video candidates (METHOD.md §1 steps 2-4): n samples, refined once, optionally with CD."""
+
+    mode: Mode = pydantic.Field(
+        default="both", description="plain, retrospective, contrastive or both (CD in both passes; paper Table 1's best)"
+    )
+    sampling: SamplingParams = pydantic.Field(default_factory=SamplingParams, description="n=10, T=0.9, top_p=0.95, top_k=32")
+    contrastive: ContrastiveSettings = pydantic.Field(default_factory=ContrastiveSettings, description="contrastive decoding")
+    refine_template: RefineTemplate = pydantic.Field(default=REFINE_TEMPLATE, description="retrospective pass prompt")
+
+
+class ClipSettings(StrictModel):
+    """Clip captions, the judge's reference set for C1 (METHOD.md §1 step 1): greedy, then one greedy refinement."""
+
+    prompt: str = pydantic.Field(default=CLIP_PROMPT, min_length=1, description="instruction for each clip")
+    refine: bool = pydantic.Field(default=True, description="refine each clip caption once (retrospection)")
+    max_new_tokens: int = pydantic.Field(default=256, ge=1, le=8192, description="most tokens per clip caption pass (paper: 800)")
+
+
+class PoolSettings(StrictModel):
+    """An actor pool of one stage: autoscaling bounds, resources per actor, rows per call."""
+
+    min_actors: int = pydantic.Field(default=1, ge=1, description="actors kept alive")
+    max_actors: int = pydantic.Field(default=1, ge=1, description="actors the pool may scale up to")
+    num_gpus: float = pydantic.Field(default=0.0, ge=0, description="GPUs per actor")
+    num_cpus: float = pydantic.Field(default=0.5, gt=0, description="logical CPUs per actor")
+    batch_size: int = pydantic.Field(default=4, ge=1, description="videos per call")
+
+    @pydantic.model_validator(mode="after")
+    def _bounds(self) -> PoolSettings:
+        if self.min_actors > self.max_actors:
+            raise ValueError(f"min_actors ({self.min_actors}) must not exceed max_actors ({self.max_actors})")
+        return self
+
+
+class RaySettings(StrictModel):
+    address: str | None = pydantic.Field(default=None, description="Ray cluster address (None: the running cluster, or a new local one)")
+    num_cpus: int | None = pydantic.Field(default=None, ge=1, description="logical CPUs of a local Ray started by the job")
+
+
+class MlflowSettings(StrictModel):
+    enabled: bool = pydantic.Field(default=True, description="log the run summary to MLflow")
+    tracking_uri: str = pydantic.Field(default="sqlite:///runs/mlflow.db", description="MLflow tracking URI")
+    experiment: str = pydantic.Field(default="synpo-pairs", description="MLflow experiment name")
+    run_name: str | None = pydantic.Field(default=None, description="MLflow run name (None: derived from the output URI)")
+
+
+class PairsConfig(StrictModel):
+    """Build preference pairs from videos: decode -> sample candidates and clip captions -> judge -> select -> write."""
+
+    input: str | None = pydantic.Field(
+        default=None, description="REQUIRED: a manifest (.jsonl/.csv/.parquet with video[, id, prompt]) or a folder/prefix of videos"
+    )
+    output: str | None = pydantic.Field(default=None, description="REQUIRED: output folder or s3:// prefix; rerunning resumes")
+    prompt: str = pydantic.Field(default=CAPTION_PROMPT, min_length=1, description="instruction for videos whose manifest row has none")
+    limit: int | None = pydantic.Field(default=None, ge=1, description="only the first N videos of the input")
+    seed: int = pydantic.Field(default=0, description="base seed; each video samples with a seed derived from it and the video id")
+    video: VideoSamplingConfig = pydantic.Field(default_factory=VideoSamplingConfig, description="frames per video and clip")
+    engine: EngineSettings = pydantic.Field(default_factory=EngineSettings, description="caption engine and model")
+    build_toy_model: bool = pydantic.Field(default=False, description="build the tiny toy VLM at engine.model if the folder is missing")
+    candidates: CandidateSettings = pydantic.Field(default_factory=CandidateSettings, description="whole-video candidates")
+    clips: ClipSettings = pydantic.Field(default_factory=ClipSettings, description="clip captions (the judge's references)")
+    judge: JudgeConfig = pydantic.Field(default_factory=JudgeConfig, description="the LLM judge (or the offline rules judge)")
+    decode_num_cpus: float = pydantic.Field(default=0.5, gt=0, description="logical CPUs per decode task")
+    engine_pool: PoolSettings = pydantic.Field(default_factory=PoolSettings, description="caption engine actors")
+    judge_pool: PoolSettings = pydantic.Field(
+        default_factory=lambda: PoolSettings(num_cpus=0.25, batch_size=8), description="judge actors (async, I/O-bound)"
+    )
+    write_batch_size: int = pydantic.Field(default=16, ge=1, description="videos per written part file")
+    storage: StorageConfig = pydantic.Field(default_factory=StorageConfig, description="object storage (s3:// input/output)")
+    ray: RaySettings = pydantic.Field(default_factory=RaySettings, description="where Ray runs")
+    mlflow: MlflowSettings = pydantic.Field(default_factory=MlflowSettings, description="run summary tracking")
+
+    @pydantic.model_validator(mode="after")
+    def _engine_serves_mode(self) -> PairsConfig:
+        self.engine.check_mode(self.candidates.mode, field="candidates.mode")
+        if self.candidates.sampling.n < 2:
+            raise ValueError(f"candidates.sampling.n must be >= 2 to form a pair, got {self.candidates.sampling.n}")
+        return self
+
+    def require_paths(self) -> None:
+        """``input`` and ``output`` are required to run (not to show the config)."""
+        missing = [name for name in ("input", "output") if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"missing required setting(s): {', '.join(missing)} (e.g. input=s3://bucket/videos/ output=runs/pairs)")
+
+    def with_absolute_paths(self) -> PairsConfig:
+        """Local paths made absolute, so Ray workers (other working directories) find them."""
+
+        def absolute(uri: str | None) -> str | None:
+            return uri if uri is None or "://" in uri else str(Path(uri).expanduser().resolve())
+
+        tracking = self.mlflow.tracking_uri
+        if tracking.startswith("sqlite:///") and not tracking.startswith("sqlite:////"):
+            tracking = "sqlite:///" + str(Path(tracking.removeprefix("sqlite:///")).resolve())
+        return self.model_copy(
+            update={
+                "input": absolute(self.input),
+                "output": absolute(self.output),
+                "engine": self.engine.model_copy(update={"model": absolute(self.engine.model), "adapter": absolute(self.engine.adapter)}),
+                "mlflow": self.mlflow.model_copy(update={"tracking_uri": tracking}),
+            }
+        )

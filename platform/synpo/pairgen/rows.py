@@ -1,0 +1,83 @@
+"""The rows that flow between the stages of pair generation, as explicit Arrow schemas.
+
+Every stage takes and returns a ``pyarrow.Table`` with one of these schemas, so blocks always agree
+on types (a batch of failures has the same columns as a batch of successes). Frames travel as
+``.npy`` bytes; nested values (candidates, clip captions, the judgement) as JSON text. A row whose
+video failed keeps flowing with ``failure_stage``/``failure_reason`` set, and every later stage
+passes it through untouched, so the writer records it.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+_BASE = [
+    pa.field("video_id", pa.string()),
+    pa.field("video", pa.string()),
+    pa.field("prompt", pa.string()),
+    pa.field("failure_stage", pa.string()),
+    pa.field("failure_reason", pa.string()),
+    pa.field("decode_s", pa.float64()),
+]
+INPUT = pa.schema(_BASE[:3])
+DECODED = pa.schema(
+    [
+        *_BASE,
+        pa.field("duration_s", pa.float64()),
+        pa.field("frames", pa.binary()),  # .npy of [N, H, W, 3] uint8
+        pa.field("sparse_frames", pa.binary()),  # .npy of [ceil(N/3), H, W, 3]
+        pa.field("clip_frames", pa.binary()),  # .npy of [C, F, H, W, 3]
+    ]
+)
+_SAMPLED_ONLY = [
+    pa.field("duration_s", pa.float64()),
+    pa.field("candidates", pa.string()),  # JSON list of Candidate dicts (text, token_ids, finish_reason, first_pass)
+    pa.field("clip_captions", pa.string()),  # JSON list of strings, in clip order
+    pa.field("generator", pa.string()),
+    pa.field("sample_s", pa.float64()),
+]
+SAMPLED = pa.schema([*_BASE, *_SAMPLED_ONLY])
+JUDGED = pa.schema([*_BASE, *_SAMPLED_ONLY, pa.field("judgement", pa.string()), pa.field("judge_s", pa.float64())])
+WRITTEN = pa.schema(
+    [
+        pa.field("video_id", pa.string()),
+        pa.field("status", pa.string()),  # "paired", "filtered" (margin too small) or "failed"
+        pa.field("failure_stage", pa.string()),
+        pa.field("failure_reason", pa.string()),
+        pa.field("decode_s", pa.float64()),
+        pa.field("sample_s", pa.float64()),
+        pa.field("judge_s", pa.float64()),
+        pa.field("generated_tokens", pa.int64()),
+        pa.field("judge_calls", pa.int64()),
+        pa.field("judge_failed_calls", pa.int64()),
+        pa.field("judge_cache_hits", pa.int64()),
+        pa.field("prompt_tokens", pa.int64()),
+        pa.field("completion_tokens", pa.int64()),
+        pa.field("cost_usd", pa.float64()),
+    ]
+)
+
+
+def to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """``rows`` as a table of ``schema`` (missing columns become nulls, extra keys are dropped)."""
+    return pa.Table.from_pylist([{name: row.get(name) for name in schema.names} for row in rows], schema=schema)
+
+
+def failed(row: dict[str, Any], stage: str, reason: str) -> dict[str, Any]:
+    """``row`` marked as failed at ``stage`` (its payload columns cleared)."""
+    keep = {name: row.get(name) for name in ("video_id", "video", "prompt", "decode_s", "sample_s", "duration_s")}
+    return {**keep, "failure_stage": stage, "failure_reason": reason}
+
+
+def pack_array(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def unpack_array(data: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(data), allow_pickle=False)

@@ -1,0 +1,116 @@
+"""Stage 2, engine actors: clip captions and whole-video candidates for a batch of decoded videos.
+
+Per video (METHOD.md §1 steps 1-4):
+
+- one request per clip: greedy caption with the clip prompt, then one greedy refinement
+  (``mode="retrospective"``, ``n=1``) — the reference set for the judge's C1;
+- one request for the whole video: ``n`` candidates with the configured mode (CD and/or
+  retrospection), seeded with :func:`video_seed` so a rerun samples the same candidates (and hits
+  the judge cache instead of paying again).
+
+All requests of a batch go to the engine in one ``generate`` call (vLLM batches them). If that call
+fails with an engine error (``RuntimeError`` such as CUDA OOM, or ``ValueError`` for an input the
+model cannot take), each video is retried alone and only the one that fails becomes a failure row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+
+import pyarrow as pa
+
+from synpo.pairgen.config import PairsConfig
+from synpo.pairgen.rows import SAMPLED, failed, to_table, unpack_array
+from synpo.sampling.engine import build_engine
+from synpo.sampling.request import CaptionRequest, CaptionResult, SamplingParams
+
+logger = logging.getLogger(__name__)
+
+
+def video_seed(base_seed: int, video_id: str) -> int:
+    """A 31-bit seed from the run's seed and the video id (stable across runs, machines and batches)."""
+    return int(hashlib.sha256(f"{base_seed}:{video_id}".encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
+
+
+def video_requests(row: dict, config: PairsConfig) -> list[CaptionRequest]:
+    """The clip requests (in clip order) then the candidates request of one decoded row."""
+    clip_params = SamplingParams(n=1, temperature=0.0, max_new_tokens=config.clips.max_new_tokens)
+    clip_mode = "retrospective" if config.clips.refine else "plain"
+    requests = [
+        CaptionRequest(
+            request_id=f"{row['video_id']}/clip-{index}",
+            prompt=config.clips.prompt,
+            frames=clip_frames,
+            params=clip_params,
+            mode=clip_mode,
+            refine_template=config.candidates.refine_template,
+        )
+        for index, clip_frames in enumerate(unpack_array(row["clip_frames"]))
+    ]
+    candidates = config.candidates
+    requests.append(
+        CaptionRequest(
+            request_id=f"{row['video_id']}/candidates",
+            prompt=row["prompt"],
+            frames=unpack_array(row["frames"]),
+            sparse_frames=unpack_array(row["sparse_frames"]),
+            params=candidates.sampling.model_copy(update={"seed": video_seed(config.seed, row["video_id"])}),
+            mode=candidates.mode,
+            contrastive=candidates.contrastive,
+            refine_template=candidates.refine_template,
+        )
+    )
+    return requests
+
+
+def sampled_row(row: dict, results: list[CaptionResult], generator: str, seconds: float) -> dict:
+    """A :data:`~synpo.pairgen.rows.SAMPLED` row from a video's results (clips first, candidates last)."""
+    *clips, candidates = results
+    return {
+        **{key: row[key] for key in ("video_id", "video", "prompt", "decode_s", "duration_s")},
+        "clip_captions": json.dumps([clip.candidates[0].text for clip in clips]),
+        "candidates": json.dumps(
+            [
+                {"text": c.text, "first_pass": c.first_pass, "finish_reason": c.finish_reason, "tokens": len(c.token_ids)}
+                for c in candidates.candidates
+            ]
+        ),
+        "generator": generator,
+        "sample_s": seconds,
+    }
+
+
+class SampleStage:
+    """``Table[DECODED] -> Table[SAMPLED]``; holds one caption engine (built once per actor)."""
+
+    def __init__(self, config: PairsConfig) -> None:
+        self.config = config
+        self.engine = build_engine(config.engine)
+        self.generator = Path(config.engine.model).name + (f"+{Path(config.engine.adapter).name}" if config.engine.adapter else "")
+
+    def _sample(self, rows: list[dict]) -> list[dict]:
+        start = time.perf_counter()
+        per_video = [video_requests(row, self.config) for row in rows]
+        results = iter(self.engine.generate([request for requests in per_video for request in requests]))
+        seconds = (time.perf_counter() - start) / len(rows)
+        return [sampled_row(row, [next(results) for _ in requests], self.generator, seconds) for row, requests in zip(rows, per_video, strict=True)]
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        rows = batch.to_pylist()
+        ready = [row for row in rows if row["failure_stage"] is None]
+        out = {row["video_id"]: failed(row, row["failure_stage"], row["failure_reason"]) for row in rows if row["failure_stage"]}
+        if ready:
+            try:
+                out.update({row["video_id"]: row for row in self._sample(ready)})
+            except (RuntimeError, ValueError) as error:  # isolate the video the engine cannot take; the others still sample
+                logger.warning("batch of %d videos failed in the engine (%s); retrying them one at a time", len(ready), error)
+                for row in ready:
+                    try:
+                        out[row["video_id"]] = self._sample([row])[0]
+                    except (RuntimeError, ValueError) as error:
+                        out[row["video_id"]] = failed(row, "sample", f"{type(error).__name__}: {error}")
+        return to_table([out[row["video_id"]] for row in rows], SAMPLED)
