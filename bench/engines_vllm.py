@@ -22,7 +22,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs (median reported)")
     parser.add_argument("--prompts", required=True, help="JSON list of prompts")
     args = parser.parse_args()
-    engine = VLLMEngine(args.model, VLLMSettings(dtype="float32", gpu_memory_utilization=0.1, max_model_len=1024))
+    settings = VLLMSettings(dtype="float32", gpu_memory_utilization=0.1, max_model_len=1024, enable_chunked_prefill=False)
+    engine = VLLMEngine(args.model, settings)
     params = SamplingParams(n=args.n, seed=0, max_new_tokens=args.max_new_tokens)
     requests = [CaptionRequest(f"t{index}", prompt, params=params) for index, prompt in enumerate(json.loads(args.prompts))]
     engine.generate(requests)  # warm-up

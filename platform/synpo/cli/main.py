@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from synpo.cli import caption, config_cmd, pairs_cmd, toy
+from synpo.cli import caption, config_cmd, judge_cmd, pairs_cmd, toy
 from synpo.config.loader import ConfigError
 from synpo.pairs import PairSchemaError
 from synpo.storage import StorageError
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     toy_commands = toy.register(commands)
     pairs_cmd.register(commands, toy_commands)
     caption.register(commands)
+    judge_cmd.register(commands)
     config_cmd.register(commands)
     return parser
 

