@@ -35,8 +35,10 @@ test-vllm: setup vllm-venv
 	SYNPO_TINY_TEXT_MODEL=$(VLLM_MODELS)/tiny-text SYNPO_TINY_TEXT_LORA=$(VLLM_MODELS)/tiny-text-lora \
 		$(VLLM_VENV)/bin/python -m pytest tests/vllm_cpu
 
+# SYNPO_REQUIRE_VLLM=1: the judge's test against a real vLLM server fails (never skips) without the venv.
 test: setup test-vllm
-	$(PY) -m pytest tests --ignore=tests/vllm_cpu
+	SYNPO_TINY_TEXT_MODEL=$(VLLM_MODELS)/tiny-text SYNPO_VLLM_VENV=$(VLLM_VENV) SYNPO_REQUIRE_VLLM=1 \
+		$(PY) -m pytest tests --ignore=tests/vllm_cpu
 
 lint: setup
 	$(VENV)/bin/ruff check platform tests jobs serve bench

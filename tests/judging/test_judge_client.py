@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pydantic
+import pytest
 from judge_servers import openai_config
 
 from synpo.judging.client import CallResult, ChatClient
@@ -29,14 +31,24 @@ def ask(config, calls: int = 1, criterion: str = "c2") -> list[CallResult]:
 
 def test_a_clean_call_sends_the_openai_request_and_counts_tokens(judge_server):
     server = judge_server()
-    [result] = ask(openai_config(server, max_tokens=256))
+    [result] = ask(openai_config(server, max_tokens=256, max_reasoning_chars=200))
     assert result.failure is None and result.attempts == 1 and 0 <= result.answer.scores[0] <= 5
     assert result.prompt_tokens > 100 and result.completion_tokens > 0
     request = server.stats()["last_request"]
     assert request["model"] == "loopback-judge" and request["temperature"] == 0 and request["max_tokens"] == 256
     assert request["response_format"]["type"] == "json_schema"
     assert request["response_format"]["json_schema"]["strict"] is True
-    assert request["response_format"]["json_schema"]["schema"]["properties"]["score"]["enum"] == [0, 1, 2, 3, 4, 5]
+    properties = request["response_format"]["json_schema"]["schema"]["properties"]
+    assert properties["score"]["enum"] == [0, 1, 2, 3, 4, 5]
+    assert properties["reasoning"] == {"type": "string", "maxLength": 200}
+
+
+def test_the_reasoning_bound_must_fit_in_max_tokens_or_be_left_out(judge_server):
+    with pytest.raises(pydantic.ValidationError, match=r"max_tokens \(256\) must be at least max_reasoning_chars \(1000\)"):
+        openai_config("http://127.0.0.1:1/v1", max_tokens=256)
+    server = judge_server()
+    ask(openai_config(server, max_tokens=256, max_reasoning_chars=None))
+    assert server.stats()["last_request"]["response_format"]["json_schema"]["schema"]["properties"]["reasoning"] == {"type": "string"}
 
 
 def test_response_format_can_be_json_object_or_left_out(judge_server):

@@ -1,7 +1,8 @@
 """An async client for any OpenAI-compatible chat endpoint (hosted APIs, vLLM, Ray Serve LLM).
 
 One call = one ``POST {base_url}/chat/completions`` with ``temperature: 0`` and, by config, a
-``response_format`` asking for the criterion's JSON schema. Around each call:
+``response_format`` asking for the criterion's JSON schema (its reasoning bounded to
+``max_reasoning_chars``, so a constrained reply always reaches its scores). Around each call:
 
 - **bounds**: at most ``max_concurrency`` calls in flight (a semaphore held only while a request is
   on the wire, not while backing off), request starts paced to ``requests_per_s``, and a
@@ -126,7 +127,7 @@ class ChatClient:
     def request_body(self, messages: list[dict], criterion: str, num_candidates: int = 1) -> dict:
         body: dict = {"model": self.config.model, "messages": messages, "temperature": 0, "max_tokens": self.config.max_tokens}
         if self.config.response_format == "json_schema":
-            schema = answer_schema(criterion, num_candidates)
+            schema = answer_schema(criterion, num_candidates, self.config.max_reasoning_chars)
             body["response_format"] = {"type": "json_schema", "json_schema": {"name": SCHEMA_NAMES[criterion], "schema": schema, "strict": True}}
         elif self.config.response_format == "json_object":
             body["response_format"] = {"type": "json_object"}

@@ -69,7 +69,20 @@ class JudgeConfig(StrictModel):
         description="what to ask the server for: a strict JSON schema per criterion, any JSON object, "
         "or nothing (for servers that reject response_format; the prompt still asks for JSON)",
     )
-    max_tokens: int = pydantic.Field(default=1024, ge=1, description="max_tokens of each judge reply")
+    max_tokens: int = pydantic.Field(
+        default=1024,
+        ge=1,
+        description="max_tokens of each judge reply; at least max_reasoning_chars, so the longest reasoning the schema "
+        "allows fits even at one token per character (plain text's worst case; real tokenizers average 3-4) and the "
+        "scores after it still have room",
+    )
+    max_reasoning_chars: int | None = pydantic.Field(
+        default=1000,
+        ge=1,
+        description="longest 'reasoning' string of a reply, sent as maxLength in the json_schema response_format: a judge "
+        "that rambles (at temperature 0 a weak model can repeat itself until max_tokens and cut its JSON off) is made to "
+        "close the string and write its scores; None sends no bound (for a server whose strict mode rejects maxLength)",
+    )
     price_prompt_usd_per_1m: float = pydantic.Field(
         default=0.0, ge=0, description="price of one million prompt tokens, USD (for the cost estimate)"
     )
@@ -81,8 +94,17 @@ class JudgeConfig(StrictModel):
         default=4.0, ge=0, description="keep a pair only if score(chosen) - score(rejected) >= min_margin"
     )
     max_videos_in_flight: int = pydantic.Field(
-        default=32, ge=1, description="videos judged at once by judge_videos (each issues 2*candidates + 1 calls)"
+        default=32, ge=1, description="videos one judge (one actor) works on at once; each issues 2*candidates + 1 calls"
     )
+
+    @pydantic.model_validator(mode="after")
+    def _room_for_reasoning(self) -> JudgeConfig:
+        if self.max_reasoning_chars is not None and self.max_tokens < self.max_reasoning_chars:
+            raise ValueError(
+                f"max_tokens ({self.max_tokens}) must be at least max_reasoning_chars ({self.max_reasoning_chars}): "
+                f"a reply with the longest reasoning allowed would be cut off before its scores"
+            )
+        return self
 
     @pydantic.field_validator("base_url")
     @classmethod

@@ -63,6 +63,7 @@ class Judge:
         self._client = ChatClient(config) if config.backend == "openai" else None
         self.judge_model = config.model if config.backend == "openai" else RULES_VERSION
         self.prompt_version = PROMPT_VERSION if config.backend == "openai" else RULES_VERSION
+        self._videos_in_flight: asyncio.Semaphore | None = None
 
     def __repr__(self) -> str:
         return f"Judge(backend={self.config.backend!r}, judge_model={self.judge_model!r}, prompt_version={self.prompt_version!r})"
@@ -82,8 +83,11 @@ class Judge:
     async def judge_videos(
         self, videos: Sequence[JudgeInput], on_done: Callable[[VideoJudgement], None] | None = None
     ) -> list[VideoJudgement]:
-        """Judge ``videos`` concurrently (``max_videos_in_flight`` at once); results in input order."""
-        videos_in_flight = asyncio.Semaphore(self.config.max_videos_in_flight)
+        """Judge ``videos`` concurrently; results in input order. At most ``max_videos_in_flight`` videos are
+        judged at once by this judge, across every concurrent call (e.g. the batches of an async actor)."""
+        if self._videos_in_flight is None:  # created in the event loop that uses it
+            self._videos_in_flight = asyncio.Semaphore(self.config.max_videos_in_flight)
+        videos_in_flight = self._videos_in_flight
 
         async def judge_one(video: JudgeInput) -> VideoJudgement:
             async with videos_in_flight:

@@ -10,7 +10,10 @@ the :class:`FaultPlan` (JSON body with the fields to change).
 Faults are drawn per request from a hash of (seed, request body, how many times this exact body was
 seen before), so a retry of the same call gets a fresh draw and a run is reproducible whatever the
 arrival order. ``FaultPlan.script`` forces the faults of the first attempts of every distinct body
-(``["429", "500"]``: each call fails with 429, then 500, then is answered).
+(``["429", "500"]``: each call fails with 429, then 500, then is answered). ``FaultPlan.hold`` (or
+``hold_after_answers``) stops answering: requests wait, then get 503 when the hold is lifted. A test
+can freeze the judge part-way, kill a job, and check later that no judgement was answered twice
+(``answered_hashes`` in the stats).
 """
 
 from __future__ import annotations
@@ -56,6 +59,16 @@ class FaultPlan(StrictModel):
     )
     seed: int = pydantic.Field(default=0, description="seed of the fault draws")
     api_key: str | None = pydantic.Field(default=None, description="if set, requests must send 'Authorization: Bearer <api_key>'")
+    hold: bool = pydantic.Field(
+        default=False,
+        description="stop answering: requests wait until hold is lifted, then get 503 (their client may be gone by then)",
+    )
+    hold_after_answers: int | None = pydantic.Field(
+        default=None, ge=0, description="answer this many requests (since the last reset), then behave as if hold were set"
+    )
+
+    def holds(self, answered: int) -> bool:
+        return self.hold or (self.hold_after_answers is not None and answered >= self.hold_after_answers)
 
     @pydantic.model_validator(mode="after")
     def _rates_sum(self) -> FaultPlan:
@@ -104,6 +117,8 @@ class ServerState:
             self.request_times: list[float] = []
             self.token_times: list[tuple[float, int]] = []
             self.body_hashes: list[str] = []
+            self.answered_hashes: list[str] = []  # bodies answered 200 with a judgement: what a judge would bill
+            self.answer_slots = 0  # requests past the hold check (counted against hold_after_answers)
             self.occurrences: Counter[str] = Counter()
             self.faults_served: Counter[str] = Counter()
             self.criteria: Counter[str] = Counter()
@@ -118,6 +133,7 @@ class ServerState:
                 "request_times": list(self.request_times),
                 "token_times": list(self.token_times),
                 "body_hashes": list(self.body_hashes),
+                "answered_hashes": list(self.answered_hashes),
                 "faults_served": dict(self.faults_served),
                 "criteria": dict(self.criteria),
                 "last_request": self.last_request,
@@ -158,6 +174,13 @@ def build_app(state: ServerState) -> web.Application:
             if body is None:
                 return web.json_response({"error": {"message": f"bad request: {problem}", "type": "invalid_request"}}, status=400)
             await asyncio.sleep(faults.latency_ms / 1000)
+            with state.lock:
+                held = state.faults.holds(state.answer_slots)
+                state.answer_slots += 0 if held else 1
+            if held:
+                while state.faults.holds(state.answer_slots):
+                    await asyncio.sleep(0.05)
+                return web.json_response({"error": {"message": "held, then released", "type": "unavailable"}}, status=503)
             if fault == "429":
                 headers = {"Retry-After": f"{faults.retry_after_s:g}"}
                 return web.json_response({"error": {"message": "rate limited", "type": "rate_limit"}}, status=429, headers=headers)
@@ -179,6 +202,7 @@ def build_app(state: ServerState) -> web.Application:
             completion_tokens = _words(content)
             with state.lock:
                 state.token_times.append((time.time(), prompt_tokens + completion_tokens))
+                state.answered_hashes.append(body_hash)
             return web.json_response(
                 {
                     "id": f"chatcmpl-{body_hash[:16]}",

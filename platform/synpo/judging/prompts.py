@@ -118,16 +118,21 @@ def consistency_messages(candidates: list[str]) -> list[dict]:
     return _messages(fill(CONSISTENCY_TEMPLATE, count=str(len(candidates)), captions=captions, answer_form=answer_form))
 
 
-def answer_schema(criterion: str, num_candidates: int = 0) -> dict:
-    """The JSON schema of the reply to ``criterion`` (for ``response_format``); C3 needs the candidate count."""
+def answer_schema(criterion: str, num_candidates: int = 0, max_reasoning_chars: int | None = None) -> dict:
+    """The JSON schema of the reply to ``criterion`` (for ``response_format``); C3 needs the candidate count.
+
+    ``max_reasoning_chars`` becomes the reasoning string's ``maxLength``: with constrained decoding
+    the server then closes the string there and the scores always follow (None: no bound).
+    """
     low, high = SCORE_RANGES[criterion]
     score = {"type": "integer", "enum": list(range(low, high + 1))}
+    reasoning = {"type": "string"} if max_reasoning_chars is None else {"type": "string", "maxLength": max_reasoning_chars}
     if criterion == "c3":
         score_keys = [consistency_key(number) for number in range(1, num_candidates + 1)]
-        properties = {"reasoning": {"type": "string"}, **{key: score for key in score_keys}}
+        properties = {"reasoning": reasoning, **{key: score for key in score_keys}}
         required = ["reasoning", *score_keys]
     else:
-        properties = {"reasoning": {"type": "string"}, "score": score}
+        properties = {"reasoning": reasoning, "score": score}
         required = ["reasoning", "score"]
     return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
 

@@ -42,6 +42,7 @@ class PoolSettings(StrictModel):
     num_gpus: float = pydantic.Field(default=0.0, ge=0, description="GPUs per actor")
     num_cpus: float = pydantic.Field(default=0.5, gt=0, description="logical CPUs per actor")
     batch_size: int = pydantic.Field(default=4, ge=1, description="videos per call")
+    spread: bool = pydantic.Field(default=False, description="place actors on as many nodes as possible (Ray's SPREAD strategy)")
 
     @pydantic.model_validator(mode="after")
     def _bounds(self) -> PoolSettings:

@@ -35,12 +35,14 @@ MAX_INPUT_BLOCKS = 2000  # decode tasks start as soon as the plan runs, a block 
 def _pool(settings: PoolSettings) -> dict:
     import ray.data
 
+    spread = {"scheduling_strategy": "SPREAD"} if settings.spread else {}
     return {
         "compute": ray.data.ActorPoolStrategy(min_size=settings.min_actors, max_size=settings.max_actors),
         "num_cpus": settings.num_cpus,
         "num_gpus": settings.num_gpus,
         "batch_size": settings.batch_size,
         "batch_format": "pyarrow",
+        **spread,
     }
 
 
@@ -87,7 +89,8 @@ def run_pairs(config: PairsConfig, progress: bool = True) -> RunSummary:
     if todo:
         prepare_model(config)
         if not ray.is_initialized():
-            ray.init(address=config.ray.address, num_cpus=config.ray.num_cpus, include_dashboard=False)
+            local = {"num_cpus": config.ray.num_cpus, "include_dashboard": False} if config.ray.address is None else {}
+            ray.init(address=config.ray.address, **local)
         with tqdm(total=len(todo), desc="videos", unit="video", disable=not progress) as bar:
             for batch in build_plan(config, todo, storage).iter_batches(batch_format="pyarrow", batch_size=None):
                 for row in batch.to_pylist():

@@ -120,7 +120,8 @@ def run_training(config: TrainConfig) -> JobResult:
     run_id = _mlflow_run(config)
     _log_config(run_id, config)
     if not ray.is_initialized():
-        ray.init(address=config.run.ray_address, num_cpus=config.run.ray_num_cpus, include_dashboard=False)
+        local = {"num_cpus": config.run.ray_num_cpus, "include_dashboard": False} if config.run.ray_address is None else {}
+        ray.init(address=config.run.ray_address, **local)
     storage_path, storage_filesystem = _ray_storage(config)
     trainer = TorchTrainer(
         train_loop_per_worker,
