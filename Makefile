@@ -43,20 +43,26 @@ test: setup test-vllm
 lint: setup
 	$(VENV)/bin/ruff check platform tests jobs serve bench
 
-# The loop as far as it is built: toy videos -> tiny VLM (warm-started offline) -> caption ->
-# known-answer pairs -> SynPO training (metrics, Fig.-3 curves, LoRA adapter) -> caption with the adapter.
+# The loop as far as it is built: toy videos -> tiny VLM (warm-started offline) -> captions (plain, and
+# contrastive decoding + retrospection) -> pair generation on Ray Data (HF engine, offline judge) ->
+# HTML report of the pairs -> SynPO training on Ray Train on those pairs -> a caption with the adapter.
 demo: setup
 	$(SYNPO) toy videos --out $(DEMO)/videos --count 16 --seed 0 --max-duration-s 20
 	$(SYNPO) toy model --out $(DEMO)/models/tiny-vlm --kind vlm --warm-start-steps 300
 	$(SYNPO) caption --model $(DEMO)/models/tiny-vlm --video $(DEMO)/videos/toy-0000-00000.mp4 video.num_frames=8 video.max_side=160
-	$(SYNPO) toy pairs --videos $(DEMO)/videos --out $(DEMO)/pairs.parquet
-	HF_HUB_OFFLINE=1 $(PY) jobs/train.py --config jobs/configs/train_local.yaml pairs=$(DEMO)/pairs.parquet \
+	$(SYNPO) caption --model $(DEMO)/models/tiny-vlm --video $(DEMO)/videos/toy-0000-00000.mp4 video.num_frames=8 video.max_side=160 \
+		--mode both --n 3 --temperature 0.9 --seed 0
+	HF_HUB_OFFLINE=1 $(PY) jobs/generate_pairs.py --config jobs/configs/pairs_local.yaml input=$(DEMO)/videos output=$(DEMO)/generated \
+		engine.model=$(DEMO)/models/tiny-vlm mlflow.tracking_uri=sqlite:///$(DEMO)/mlflow.db
+	$(SYNPO) pairs report --pairs $(DEMO)/generated --out $(DEMO)/pairs_report.html
+	HF_HUB_OFFLINE=1 $(PY) jobs/train.py --config jobs/configs/train_local.yaml pairs=$(DEMO)/generated/pairs \
 		model=$(DEMO)/models/tiny-vlm run.storage_path=$(DEMO)/ray run.name=demo \
 		mlflow.tracking_uri=sqlite:///$(DEMO)/mlflow.db mlflow.artifact_location=$(DEMO)/mlartifacts
 	$(SYNPO) caption --model $(DEMO)/models/tiny-vlm \
 		--adapter $$($(PY) -c 'import json; print(json.load(open("$(DEMO)/ray/demo/job_result.json"))["best_adapter"])') \
 		--video $(DEMO)/videos/toy-0000-00000.mp4 video.num_frames=8 video.max_side=160
-	@echo "demo outputs: MLflow UI: $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(DEMO)/mlflow.db ; checkpoints: $(DEMO)/ray/demo"
+	@echo "demo outputs: pairs $(DEMO)/generated (open $(DEMO)/pairs_report.html); checkpoints $(DEMO)/ray/demo;"
+	@echo "  MLflow UI: $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(DEMO)/mlflow.db"
 
 clean-demo:
 	rm -rf $(DEMO)

@@ -9,6 +9,7 @@ import torch
 
 from synpo.sampling.contrastive import SparseBranch, contrast_logits
 from synpo.sampling.hf_engine import HFEngine
+from synpo.sampling.prompts import REFINE_TEMPLATE, refine_prompt
 from synpo.sampling.request import CaptionRequest, ContrastiveSettings, SamplingParams
 from synpo.video import VideoSamplingConfig, sample_video
 
@@ -118,12 +119,17 @@ def test_greedy_cd_in_a_padded_batch_equals_each_row_alone(warm_vlm, frames):
     """Rows of different prompt lengths that finish at different steps decode as if alone (the warm-started
     model writes captions that end, so rows stop at different steps)."""
     engine = HFEngine(warm_vlm, device="cpu")
-    instructions = ["Describe this video.", "Describe this video in detail: the shapes, their colours and how they move."]
+    instructions = [
+        "Describe this video.",
+        "Describe the video clip in detail. Do not state anything you are not sure about.",
+        refine_prompt(REFINE_TEMPLATE, "Describe this video.", "A red circle moves left."),
+        refine_prompt(REFINE_TEMPLATE, "Describe this video.", "The video shows a small green square and a large blue triangle."),
+    ]
     params = SamplingParams(n=1, temperature=0.0, max_new_tokens=80)
     request = CaptionRequest("b", "unused", frames=frames, params=params, mode="contrastive")
     contrastive = ContrastiveSettings(alpha=0.5, cutoff=0.1)
     together = engine.run_pass(request, instructions, 1, params, contrastive)
     alone = [engine.run_pass(request, [text], 1, params, contrastive)[0] for text in instructions]
     assert [c.token_ids for c in together] == [c.token_ids for c in alone]
-    assert [c.finish_reason for c in together] == ["stop", "stop"]
-    assert len(together[0].token_ids) != len(together[1].token_ids)
+    assert all(c.finish_reason == "stop" for c in together)
+    assert len({len(c.token_ids) for c in together}) > 1  # rows finished at different steps

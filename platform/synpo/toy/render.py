@@ -82,7 +82,10 @@ def _encode_to(
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         gop = max(1, round(keyframe_interval_s * fps))
         stream.codec_context.gop_size = gop
-        stream.options = {"crf": "23", "preset": "veryfast", "keyint_min": str(gop), "sc_threshold": "0"}
+        # One encoder thread: the bytes must not depend on the machine's cores or its load (toy videos are
+        # compared byte for byte across runs; at 160x120 a single thread is fast enough).
+        stream.codec_context.thread_count = 1
+        stream.options = {"crf": "23", "preset": "veryfast", "keyint_min": str(gop), "sc_threshold": "0", "threads": "1"}
         for index in range(round(scene.duration_s * fps)):
             image = render_frame(scene, index / fps, width, height, background)
             for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
