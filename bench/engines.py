@@ -89,7 +89,8 @@ def text_part(work: Path, args: argparse.Namespace) -> None:
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         raise RuntimeError(f"vLLM benchmark failed ({completed.returncode}):\n{completed.stderr[-3000:]}")
-    vllm_rate = json.loads(completed.stdout.strip().splitlines()[-1])["candidates_per_s"]
+    result = next(line for line in completed.stdout.splitlines() if line.startswith("RESULT "))
+    vllm_rate = json.loads(result.removeprefix("RESULT "))["candidates_per_s"]
     print(f"vllm  {vllm_rate:10.2f} candidates/s   vllm / hf = {vllm_rate / hf_rate:.2f}x")
 
 

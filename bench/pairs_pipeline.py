@@ -8,7 +8,10 @@ and the loopback judge server (OpenAI protocol) answering every call after ``--j
 3. judging alone: the same judge inputs (read back from run 1's audit and videos tables) through
    ``Judge.judge_videos`` with the same latency and bounds, no Ray: time J.
 
-If judging overlaps sampling, W is well under S + J (ideally near max(S, J)).
+If judging overlaps sampling, W is well under S + J (ideally near max(S, J)); S and W both include
+the job's fixed start-up (actors loading the model), so the job's own per-stage timeline (each
+stage's first start to last finish, and how long sampling and judging ran at the same time) is
+printed too.
 
     .venv/bin/python bench/pairs_pipeline.py [--videos 12] [--n 6] [--judge-latency-ms 1000] [--judge-concurrency 4]
 """
@@ -93,7 +96,11 @@ def main() -> None:
     print(f"judging alone (J)            {judge_s:7.1f} s")
     print(f"S + J                        {sample_s + judge_s:7.1f} s   W / (S + J) = {pipeline_s / (sample_s + judge_s):.2f}")
     print(f"max(S, J)                    {max(sample_s, judge_s):7.1f} s   W / max(S, J) = {pipeline_s / max(sample_s, judge_s):.2f}")
-    print(f"summary busy time per stage: {json.dumps({key: round(value, 1) for key, value in summary.busy_s.items()})}; "
+    spans = {stage: round(seconds, 1) for stage, seconds in summary.stage_wall_s.items()}
+    print(f"streaming job, wall time per stage (first start to last finish): {json.dumps(spans)}")
+    print(f"streaming job, sampling and judging both running: {summary.sample_judge_overlap_s:.1f} s "
+          f"({summary.sample_judge_overlap_s / spans['sample']:.0%} of the sampling stage)")  # fmt: skip
+    print(f"busy time summed per video: {json.dumps({key: round(value, 1) for key, value in summary.busy_s.items()})}; "
           f"paired {summary.paired}, judge calls {summary.judge_calls}")  # fmt: skip
 
 

@@ -20,13 +20,14 @@ from synpo.video.sampler import VideoSamplingConfig, sample_video
 
 def decode_row(row: dict, video: VideoSamplingConfig, storage: Storage) -> dict:
     """One input row -> a :data:`~synpo.pairgen.rows.DECODED` row (or a failure row)."""
-    start = time.perf_counter()
+    start, started_at = time.perf_counter(), time.time()
     try:
         location = parse_uri(row["video"])
         source = location.path if location.scheme == "file" else storage.read_bytes(row["video"])
         sampled = sample_video(source, row["video"], video, with_clips=True)
     except (VideoError, StorageError, FileNotFoundError) as error:
-        return failed({**row, "decode_s": time.perf_counter() - start}, "decode", f"{type(error).__name__}: {error}")
+        times = {"decode_s": time.perf_counter() - start, "decode_start_t": started_at, "decode_end_t": time.time()}
+        return failed({**row, **times}, "decode", f"{type(error).__name__}: {error}")
     return {
         **row,
         "duration_s": sampled.info.duration_s,
@@ -34,6 +35,8 @@ def decode_row(row: dict, video: VideoSamplingConfig, storage: Storage) -> dict:
         "sparse_frames": pack_array(sampled.sparse_frames),
         "clip_frames": pack_array(np.stack([clip.frames for clip in sampled.clips])),
         "decode_s": time.perf_counter() - start,
+        "decode_start_t": started_at,
+        "decode_end_t": time.time(),
     }
 
 

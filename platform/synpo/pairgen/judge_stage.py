@@ -57,9 +57,9 @@ class JudgeStage:
             self._flusher = asyncio.get_running_loop().create_task(self._flush_periodically())
         rows = batch.to_pylist()
         ready = [row for row in rows if row["failure_stage"] is None]
-        start = time.perf_counter()
+        start, started_at = time.perf_counter(), time.time()
         verdicts = await self.judge.judge_videos([judge_input(row) for row in ready])
         self.judge.cache.flush()
-        seconds = (time.perf_counter() - start) / max(1, len(ready))
-        judged = {row["video_id"]: {**row, "judgement": json.dumps(verdict.to_dict()), "judge_s": seconds} for row, verdict in zip(ready, verdicts, strict=True)}
+        times = {"judge_s": (time.perf_counter() - start) / max(1, len(ready)), "judge_start_t": started_at, "judge_end_t": time.time()}
+        judged = {row["video_id"]: {**row, "judgement": json.dumps(verdict.to_dict()), **times} for row, verdict in zip(ready, verdicts, strict=True)}
         return to_table([judged.get(row["video_id"], row) for row in rows], JUDGED)

@@ -22,6 +22,8 @@ _BASE = [
     pa.field("failure_stage", pa.string()),
     pa.field("failure_reason", pa.string()),
     pa.field("decode_s", pa.float64()),
+    pa.field("decode_start_t", pa.float64()),  # UNIX times: when each stage started and finished this video
+    pa.field("decode_end_t", pa.float64()),
 ]
 INPUT = pa.schema(_BASE[:3])
 DECODED = pa.schema(
@@ -39,9 +41,21 @@ _SAMPLED_ONLY = [
     pa.field("clip_captions", pa.string()),  # JSON list of strings, in clip order
     pa.field("generator", pa.string()),
     pa.field("sample_s", pa.float64()),
+    pa.field("sample_start_t", pa.float64()),
+    pa.field("sample_end_t", pa.float64()),
 ]
 SAMPLED = pa.schema([*_BASE, *_SAMPLED_ONLY])
-JUDGED = pa.schema([*_BASE, *_SAMPLED_ONLY, pa.field("judgement", pa.string()), pa.field("judge_s", pa.float64())])
+JUDGED = pa.schema(
+    [
+        *_BASE,
+        *_SAMPLED_ONLY,
+        pa.field("judgement", pa.string()),
+        pa.field("judge_s", pa.float64()),
+        pa.field("judge_start_t", pa.float64()),
+        pa.field("judge_end_t", pa.float64()),
+    ]
+)
+STAGE_TIMES = [f"{stage}_{edge}_t" for stage in ("decode", "sample", "judge") for edge in ("start", "end")]
 WRITTEN = pa.schema(
     [
         pa.field("video_id", pa.string()),
@@ -58,6 +72,7 @@ WRITTEN = pa.schema(
         pa.field("prompt_tokens", pa.int64()),
         pa.field("completion_tokens", pa.int64()),
         pa.field("cost_usd", pa.float64()),
+        *[pa.field(name, pa.float64()) for name in STAGE_TIMES],
     ]
 )
 
@@ -69,7 +84,7 @@ def to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
 
 def failed(row: dict[str, Any], stage: str, reason: str) -> dict[str, Any]:
     """``row`` marked as failed at ``stage`` (its payload columns cleared)."""
-    keep = {name: row.get(name) for name in ("video_id", "video", "prompt", "decode_s", "sample_s", "duration_s")}
+    keep = {name: row.get(name) for name in ("video_id", "video", "prompt", "decode_s", "sample_s", "duration_s", *STAGE_TIMES)}
     return {**keep, "failure_stage": stage, "failure_reason": reason}
 
 

@@ -67,11 +67,11 @@ def video_requests(row: dict, config: PairsConfig) -> list[CaptionRequest]:
     return requests
 
 
-def sampled_row(row: dict, results: list[CaptionResult], generator: str, seconds: float) -> dict:
+def sampled_row(row: dict, results: list[CaptionResult], generator: str, seconds: float, span: tuple[float, float]) -> dict:
     """A :data:`~synpo.pairgen.rows.SAMPLED` row from a video's results (clips first, candidates last)."""
     *clips, candidates = results
     return {
-        **{key: row[key] for key in ("video_id", "video", "prompt", "decode_s", "duration_s")},
+        **{key: row[key] for key in ("video_id", "video", "prompt", "decode_s", "duration_s", "decode_start_t", "decode_end_t")},
         "clip_captions": json.dumps([clip.candidates[0].text for clip in clips]),
         "candidates": json.dumps(
             [
@@ -81,6 +81,8 @@ def sampled_row(row: dict, results: list[CaptionResult], generator: str, seconds
         ),
         "generator": generator,
         "sample_s": seconds,
+        "sample_start_t": span[0],
+        "sample_end_t": span[1],
     }
 
 
@@ -93,11 +95,14 @@ class SampleStage:
         self.generator = Path(config.engine.model).name + (f"+{Path(config.engine.adapter).name}" if config.engine.adapter else "")
 
     def _sample(self, rows: list[dict]) -> list[dict]:
-        start = time.perf_counter()
+        start, started_at = time.perf_counter(), time.time()
         per_video = [video_requests(row, self.config) for row in rows]
         results = iter(self.engine.generate([request for requests in per_video for request in requests]))
-        seconds = (time.perf_counter() - start) / len(rows)
-        return [sampled_row(row, [next(results) for _ in requests], self.generator, seconds) for row, requests in zip(rows, per_video, strict=True)]
+        seconds, span = (time.perf_counter() - start) / len(rows), (started_at, time.time())
+        return [
+            sampled_row(row, [next(results) for _ in requests], self.generator, seconds, span)
+            for row, requests in zip(rows, per_video, strict=True)
+        ]
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = batch.to_pylist()

@@ -37,10 +37,13 @@ class RunSummary:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
-    busy_s: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "sample": 0.0, "judge": 0.0})
+    busy_s: dict[str, float] = field(default_factory=lambda: {"decode": 0.0, "sample": 0.0, "judge": 0.0})  # summed per video
+    stage_wall_s: dict[str, float] = field(default_factory=dict)  # first start to last finish of each stage
+    sample_judge_overlap_s: float = 0.0  # how long sampling and judging both ran (the pipeline's overlap)
     wall_s: float = 0.0
     orphans_removed: int = 0
     totals: dict[str, int] = field(default_factory=dict)  # statuses over the whole output, earlier runs included
+    _spans: dict[str, tuple[float, float]] = field(default_factory=dict, repr=False)
 
     def add(self, row: dict) -> None:
         """Count one written video (a :data:`~synpo.pairgen.rows.WRITTEN` row)."""
@@ -54,24 +57,34 @@ class RunSummary:
         self.cost_usd += row["cost_usd"] or 0.0
         for stage in self.busy_s:
             self.busy_s[stage] += row[f"{stage}_s"] or 0.0
+            start, end = row[f"{stage}_start_t"], row[f"{stage}_end_t"]
+            if start is not None:
+                first, last = self._spans.get(stage, (start, end))
+                self._spans[stage] = (min(first, start), max(last, end))
 
     def finish(self, statuses: dict[str, str], wall_s: float) -> None:
         self.totals = dict(Counter(statuses.values()))
         self.wall_s = wall_s
+        self.stage_wall_s = {stage: end - start for stage, (start, end) in self._spans.items()}
+        if "sample" in self._spans and "judge" in self._spans:
+            (sample_start, sample_end), (judge_start, judge_end) = self._spans["sample"], self._spans["judge"]
+            self.sample_judge_overlap_s = max(0.0, min(sample_end, judge_end) - max(sample_start, judge_start))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {key: value for key, value in asdict(self).items() if not key.startswith("_")}
 
     def lines(self) -> list[str]:
         """Human-readable lines for the job's log."""
         busy = ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in self.busy_s.items())
+        spans = ", ".join(f"{stage} {seconds:.1f}s" for stage, seconds in self.stage_wall_s.items())
         failed = "".join(f"\n    {kind}: {count}" for kind, count in sorted(self.failed_by_reason.items()))
         return [
             f"videos in {self.videos_in}: {self.already_done} already done, {self.processed} processed now",
             f"  paired {self.paired}, filtered by margin {self.filtered}, failed {self.failed}{failed}",
             f"  judge calls {self.judge_calls} ({self.judge_failed_calls} failed, {self.judge_cache_hits} cache hits), "
             f"tokens {self.prompt_tokens} prompt + {self.completion_tokens} completion, est. cost ${self.cost_usd:.4f}",
-            f"  generated tokens {self.generated_tokens}; busy time {busy}; wall {self.wall_s:.1f}s",
+            f"  generated tokens {self.generated_tokens}; busy time {busy}",
+            f"  stage wall time {spans}; sampling and judging overlapped {self.sample_judge_overlap_s:.1f}s; job wall {self.wall_s:.1f}s",
             f"  whole output: {self.totals}",
         ]
 
@@ -97,6 +110,7 @@ def log_to_mlflow(summary: RunSummary, params: dict, tracking_uri: str, experime
         if isinstance(value, int | float) and not isinstance(value, bool)
     }
     metrics.update({f"busy_s/{stage}": seconds for stage, seconds in summary.busy_s.items()})
+    metrics.update({f"stage_wall_s/{stage}": seconds for stage, seconds in summary.stage_wall_s.items()})
     metrics.update({"failed/" + re.sub(r"[^A-Za-z0-9_.-]+", "_", kind): count for kind, count in summary.failed_by_reason.items()})
     with mlflow.start_run(run_name=run_name) as run:
         mlflow.set_tag("synpo.job", "generate_pairs")

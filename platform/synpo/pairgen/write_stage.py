@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from synpo.pairgen.rows import WRITTEN
+from synpo.pairgen.rows import STAGE_TIMES, WRITTEN
 from synpo.pairgen.rows import to_table as rows_table
 from synpo.pairs.schema import to_table as pairs_table
 from synpo.storage import Storage, join_uri
@@ -161,6 +161,7 @@ def video_outputs(row: dict, created_at: str) -> dict[str, list[dict]]:
             "judge_failed_calls": tally["failed_calls"],
             "judge_cache_hits": tally["cache_hits"],
             **{key: tally[key] for key in ("prompt_tokens", "completion_tokens", "cost_usd")},
+            **{key: row.get(key) for key in STAGE_TIMES},
         }
     ]
     return out
