@@ -49,7 +49,7 @@ def encode_mp4(
     width: int = 160,
     height: int = 120,
     fps: int = 8,
-    keyframe_interval_s: float = 2.0,
+    keyframe_interval_s: float = 1.0,
     faststart: bool = True,
 ) -> bytes:
     """The scene as mp4 bytes (H.264, yuv420p, a keyframe every ``keyframe_interval_s``).
