@@ -2,8 +2,8 @@
 
     python tests/pairgen/multinode_run.py key=value ...   # PairsConfig overrides (of jobs/configs/pairs_local.yaml)
 
-Prints one JSON line: the nodes the engine actors ran on, how many videos were written when the
-node was removed, and what the output holds afterwards. Used by test_resume_and_nodes.py.
+Prints one line, ``RESULT {json}`` (Ray may print its own lines around it): the nodes the engine
+actors ran on, how many videos were written when the node was removed, and what the output holds. Used by test_resume_and_nodes.py.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def main() -> None:
     summary = run_pairs(config, progress=False)
     remover.join(timeout=5)
     statuses = progress.completed(config.output, Storage())
-    print(json.dumps({**seen, "completed": sorted(statuses), "processed": summary.processed, "paired": summary.paired,
+    print("RESULT " + json.dumps({**seen, "completed": sorted(statuses), "processed": summary.processed, "paired": summary.paired,
                       "already_done_in_summary": summary.already_done}))  # fmt: skip
     ray.shutdown()
     cluster.shutdown()

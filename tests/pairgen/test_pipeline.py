@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -46,11 +47,17 @@ def storage_overrides(storage: Storage) -> list[str]:
     return [f"storage.endpoint_url={settings.endpoint_url}", "storage.region=us-east-1", "storage.access_key_id=testing", "storage.secret_access_key=testing"]
 
 
-def test_s3_to_s3_with_a_corrupt_video_then_a_rerun_that_does_nothing(ray_cluster, s3_storage, pair_videos, warm_vlm, judge):
+def test_s3_to_s3_with_a_corrupt_video_then_a_rerun_that_does_nothing(ray_cluster, s3_storage, pair_videos, warm_vlm, judge, tmp_path):
+    import mlflow
+
     storage, bucket = s3_storage
     manifest = upload(storage, bucket, pair_videos)
     output = f"s3://{bucket}/pairs-run"
-    config = small_config(warm_vlm, manifest, output, "judge.backend=openai", f"judge.base_url={judge.base_url}", *storage_overrides(storage))
+    tracking = f"sqlite:///{tmp_path}/mlflow.db"
+    config = small_config(
+        warm_vlm, manifest, output, "judge.backend=openai", f"judge.base_url={judge.base_url}", *storage_overrides(storage),
+        "mlflow.enabled=true", f"mlflow.tracking_uri={tracking}", "mlflow.run_name=s3-run",
+    )  # fmt: skip
     summary = run_pairs(config, progress=False)
     assert (summary.videos_in, summary.paired, summary.failed) == (6, 5, 1)
     assert summary.failed_by_reason == {"decode: VideoError": 1}
@@ -62,6 +69,12 @@ def test_s3_to_s3_with_a_corrupt_video_then_a_rerun_that_does_nothing(ray_cluste
     assert len(audit) == 5 * 3 and all(row["c1"] is not None and row["c2"] is not None and row["c3"] is not None for row in audit)
     assert sorted(row["role"] for row in audit if row["role"]) == ["chosen"] * 5 + ["rejected"] * 5
     assert storage.exists(f"{output}/summary.json")
+    (run,) = mlflow.MlflowClient(tracking).search_runs(
+        [mlflow.MlflowClient(tracking).get_experiment_by_name("synpo-pairs-local").experiment_id], "attributes.run_name = 's3-run'"
+    )
+    assert run.data.metrics["paired"] == 5 and run.data.metrics["failed/decode_VideoError"] == 1
+    assert run.data.params["judge.backend"] == "openai" and run.data.params["output"] == output
+    assert "testing" not in json.dumps(run.data.params)  # no storage credentials in MLflow
 
     again = run_pairs(config, progress=False)
     assert (again.already_done, again.processed) == (6, 0)

@@ -75,7 +75,8 @@ def test_two_nodes_spread_actors_and_survive_losing_one(pair_videos, warm_vlm, t
     script = REPO / "tests" / "pairgen" / "multinode_run.py"
     completed = subprocess.run([sys.executable, str(script), *overrides], cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-5000:]
-    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    line = next(line for line in completed.stdout.splitlines() if line.startswith("RESULT "))
+    result = json.loads(line.removeprefix("RESULT "))
     assert len(result["engine_nodes_before"]) == 2  # the engine actors ran on both nodes
     assert result["removed_after_videos"] < 6  # the worker node went away mid-run
     assert sorted(result["completed"]) == sorted([*VALID, "broken"])  # every video accounted for, once

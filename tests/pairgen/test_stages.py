@@ -78,3 +78,26 @@ def test_orphaned_parts_are_removed_and_settings_are_checked(written, tmp_path):
 def test_video_seeds_are_stable_and_distinct():
     assert video_seed(0, "a") == video_seed(0, "a") != video_seed(0, "b") != video_seed(1, "a")
     assert 0 <= video_seed(123, "x" * 100) < 2**31
+
+
+def test_a_video_with_fewer_than_two_judged_candidates_is_a_judge_failure():
+    """Two candidates, the second one's C1 call failed: no total, so no pair; the row is a failure that
+    names the judge's reason and the call's failure."""
+    from synpo.pairgen.write_stage import video_outputs
+
+    candidate = {"index": 0, "text": "a red circle", "c1": 4, "c2": 5, "c3": 3, "total": 12.4, "reasoning": {}, "failures": {}}
+    broken = {"index": 1, "text": "a blue square", "c1": None, "c2": 5, "c3": 3, "total": None, "reasoning": {},
+              "failures": {"c1": "HTTP 500 (gave up after 6 attempts)"}}  # fmt: skip
+    pair = {"kept": False, "reason": "fewer than two judged candidates (1 of 2)", "chosen_index": None, "chosen_text": None,
+            "chosen_score": None, "rejected_index": None, "rejected_text": None, "rejected_score": None, "margin": None}  # fmt: skip
+    verdict = {"candidates": [candidate, broken], "pair": pair, "backend": "openai", "judge_model": "m", "prompt_version": "v",
+               "calls": 5, "failed_calls": 1, "cache_hits": 0, "prompt_tokens": 10, "completion_tokens": 5, "cost_usd": 0.0}  # fmt: skip
+    row = {"video_id": "v1", "video": "s3://b/v1.mp4", "prompt": "p", "failure_stage": None, "failure_reason": None,
+           "judgement": json.dumps(verdict), "generator": "g",
+           "candidates": json.dumps([{"text": "a red circle", "first_pass": "x", "finish_reason": "stop", "tokens": 3}] * 2)}  # fmt: skip
+    out = video_outputs(row, "2026-11-23T00:00:00+00:00")
+    assert out["pairs"] == [] and len(out["audit"]) == 2
+    (failure,) = out["failures"]
+    assert failure["stage"] == "judge" and failure["reason"].startswith("fewer than two judged candidates (1 of 2)")
+    assert "c1: HTTP 500" in failure["reason"]
+    assert out["summary"][0]["status"] == "failed" and out["summary"][0]["judge_failed_calls"] == 1
