@@ -3,7 +3,8 @@
     python tests/pairgen/multinode_run.py key=value ...   # PairsConfig overrides (of jobs/configs/pairs_local.yaml)
 
 Prints one line, ``RESULT {json}`` (Ray may print its own lines around it): the nodes the engine
-actors ran on, how many videos were written when the node was removed, and what the output holds. Used by test_resume_and_nodes.py.
+actors ran on, how many videos were written when the node was removed, and what the output holds.
+Used by test_resume_and_nodes.py.
 """
 
 from __future__ import annotations
