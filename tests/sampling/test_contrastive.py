@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from sampling_support import reference_inputs
 
 from synpo.sampling.contrastive import SparseBranch, contrast_logits
 from synpo.sampling.hf_engine import HFEngine
@@ -57,28 +58,21 @@ def frames(toy_video_dir):
 
 def test_sparse_branch_cached_steps_match_an_uncached_forward(engine, frames):
     """Two prompts of different lengths (left padding): after each fed token, the branch's logits equal a
-    fresh forward over prompt + tokens that lets the model compute its own 3-D positions."""
+    fresh forward over prompt + tokens from the processor's own pixels, letting the model compute its own
+    3-D positions (so the engine's shared video features and the branch's positions are both checked)."""
     instructions = ["Describe this video.", "Describe this video in detail, in order, with colours."]
     sparse = engine.sparse_frames(CaptionRequest("r", "p", frames=frames))
-    inputs = engine.encode(instructions, sparse)
-    branch = SparseBranch(engine.model, engine.base_model.model.get_rope_index, inputs, repeats=1)
-    tokens = torch.tensor([[40, 41, 42, 43], [50, 51, 52, 53]])
     with torch.inference_mode():
+        inputs = engine.encode(instructions, sparse)
+        branch = SparseBranch(engine.model, engine.base_model.model.get_rope_index, inputs, repeats=1)
+        tokens = torch.tensor([[40, 41, 42, 43], [50, 51, 52, 53]])
         logits = [branch.next_logits(inputs["input_ids"])]
         for step in range(tokens.shape[1]):
             grown = torch.cat([inputs["input_ids"], tokens[:, : step + 1]], dim=1)
             logits.append(branch.next_logits(grown))
-        for row in range(2):
-            valid = inputs["attention_mask"][row].bool()
+        for row, instruction in enumerate(instructions):
             for step in range(tokens.shape[1] + 1):
-                ids = torch.cat([inputs["input_ids"][row, valid], tokens[row, :step]])[None]
-                reference = engine.model(
-                    input_ids=ids,
-                    attention_mask=torch.ones_like(ids),
-                    pixel_values_videos=inputs["pixel_values_videos"][: len(inputs["pixel_values_videos"]) // 2],
-                    video_grid_thw=inputs["video_grid_thw"][:1],
-                    mm_token_type_ids=torch.cat([inputs["mm_token_type_ids"][row, valid], torch.zeros(step, dtype=torch.long)])[None],
-                ).logits[0, -1]
+                reference = engine.model(**reference_inputs(engine, instruction, sparse, tokens[row, :step].tolist())).logits[0, -1]
                 torch.testing.assert_close(logits[step][row], reference, rtol=1e-4, atol=1e-4)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from sampling_support import reference_inputs
 
 from synpo.sampling.hf_engine import HFEngine
 from synpo.sampling.passes import run_request
@@ -35,19 +36,12 @@ def test_n_candidates_per_request_and_seeds_reproduce(engine, frames):
 
 
 def test_logprobs_are_the_models_own_token_probabilities(engine, frames):
-    """Each recorded log-prob equals log softmax of a teacher-forced forward pass at that position."""
+    """Each recorded log-prob equals log softmax of a teacher-forced forward pass (from the processor's own
+    pixels, so the engine's encode-the-video-once path is checked too)."""
     candidate = engine.caption(frames, PROMPT, SamplingParams(n=1, seed=4, max_new_tokens=8, logprobs=True))[0]
     assert len(candidate.logprobs) == len(candidate.token_ids) == 8
-    inputs = engine.encode([PROMPT], frames)
-    ids = torch.cat([inputs["input_ids"], torch.tensor([candidate.token_ids])], dim=1)
     with torch.no_grad():
-        logits = engine.model(
-            input_ids=ids,
-            attention_mask=torch.ones_like(ids),
-            pixel_values_videos=inputs["pixel_values_videos"],
-            video_grid_thw=inputs["video_grid_thw"],
-            mm_token_type_ids=torch.cat([inputs["mm_token_type_ids"], torch.zeros(1, 8, dtype=torch.long)], dim=1),
-        ).logits[0, -9:-1]
+        logits = engine.model(**reference_inputs(engine, PROMPT, frames, candidate.token_ids)).logits[0, -9:-1]
     expected = torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(candidate.token_ids)[:, None])[:, 0]
     torch.testing.assert_close(torch.tensor(candidate.logprobs), expected, rtol=1e-4, atol=1e-4)
 

@@ -53,8 +53,9 @@ def contrast_logits(full: torch.Tensor, sparse: torch.Tensor, alpha: float, cuto
 class SparseBranch:
     """The sparse-frames branch: its own inputs, KV cache and positions; one step per generated token.
 
-    ``inputs`` are the processor's outputs for the distinct prompts of a pass (``[P, L]``) with the
-    sparse video; ``repeats`` is how many rows ``generate`` makes of each (``num_return_sequences``).
+    ``inputs`` are the model inputs for the distinct prompts of a pass (``[P, L]``) with the sparse
+    video (:meth:`HFEngine.encode`: ids, masks, grids and the video's features); ``repeats`` is how
+    many rows ``generate`` makes of each (``num_return_sequences``).
     """
 
     def __init__(self, model: torch.nn.Module, rope_index: RopeIndex, inputs: dict[str, torch.Tensor], repeats: int) -> None:
@@ -76,17 +77,7 @@ class SparseBranch:
             attention_mask=inputs["attention_mask"],
         )  # [3, P, L], [P, 1]
         self.cache = DynamicCache()
-        output = self.model(
-            input_ids=inputs["input_ids"],
-            attention_mask=inputs["attention_mask"],
-            position_ids=position_ids,
-            pixel_values_videos=inputs["pixel_values_videos"],
-            video_grid_thw=inputs["video_grid_thw"],
-            mm_token_type_ids=inputs["mm_token_type_ids"],
-            past_key_values=self.cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
+        output = self.model(**inputs, position_ids=position_ids, past_key_values=self.cache, use_cache=True, logits_to_keep=1)
         self.cache.batch_repeat_interleave(self.repeats)
         self.attention_mask = inputs["attention_mask"].repeat_interleave(self.repeats, dim=0)
         self.rope_deltas = rope_deltas.repeat_interleave(self.repeats, dim=0)

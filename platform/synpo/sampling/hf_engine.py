@@ -29,6 +29,7 @@ from transformers import (
     GenerationConfig,
     LogitsProcessor,
 )
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from synpo.sampling.contrastive import ContrastiveLogitsProcessor, SparseBranch
 from synpo.sampling.passes import run_request
@@ -42,6 +43,8 @@ from synpo.sampling.request import (
     SamplingParams,
 )
 from synpo.video.plan import sparse_positions
+
+VIDEO_TOKEN_TYPE = 2  # mm_token_type_ids: text 0, image 1, video 2 (what Qwen2-VL's processor returns)
 
 
 def pick_device(device: str) -> torch.device:
@@ -111,8 +114,14 @@ class HFEngine:
 
     # --- inputs ---------------------------------------------------------------------------------
 
-    def encode(self, instructions: list[str], frames: np.ndarray | None) -> dict[str, torch.Tensor]:
-        """Processor outputs for a batch of instructions that share one video (``frames`` ``[N, H, W, 3]``)."""
+    def encode(self, instructions: list[str], frames: np.ndarray | None) -> dict:
+        """Model inputs for a batch of instructions that share one video (``frames`` ``[N, H, W, 3]``).
+
+        The video is preprocessed and run through the vision tower ONCE; its features reach every
+        row through ``mm_encoder_outputs`` (the refinement pass has one prompt per candidate, all on
+        the same video). Each prompt's video placeholder is expanded to the video's token count, as
+        the processor would. The result goes to ``generate`` or the model's forward as keywords.
+        """
         texts = [
             self.tokenizer.apply_chat_template(chat_messages(text, frames is not None), tokenize=False, add_generation_prompt=True)
             for text in instructions
@@ -121,8 +130,19 @@ class HFEngine:
             return self.tokenizer(texts, return_tensors="pt", padding=True).to(self.device)
         if not self.is_vlm:
             raise ValueError("this model is a text LM; it takes no video frames")
-        videos = [list(frames)] * len(texts)
-        return self.processor(text=texts, videos=videos, return_tensors="pt", padding=True, do_sample_frames=False).to(self.device)
+        video = self.processor.video_processor(videos=[list(frames)], return_tensors="pt", do_sample_frames=False)
+        grid = video["video_grid_thw"].to(self.device)  # [1, 3]
+        video_token = self.processor.video_token
+        count = int(grid.prod()) // self.processor.video_processor.merge_size**2
+        inputs = self.tokenizer([text.replace(video_token, video_token * count) for text in texts], return_tensors="pt", padding=True)
+        inputs = inputs.to(self.device)
+        features = self.base_model.model.get_video_features(video["pixel_values_videos"].to(self.device), grid, return_dict=True)
+        return {
+            **inputs,
+            "mm_token_type_ids": (inputs["input_ids"] == self.processor.video_token_id).long() * VIDEO_TOKEN_TYPE,
+            "video_grid_thw": grid.repeat(len(texts), 1),  # [P, 3]
+            "mm_encoder_outputs": {"video": BaseModelOutputWithPooling(pooler_output=tuple(features.pooler_output) * len(texts))},
+        }
 
     @staticmethod
     def sparse_frames(request: CaptionRequest) -> np.ndarray:
