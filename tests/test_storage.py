@@ -128,3 +128,18 @@ def test_storage_pickles_without_its_client(s3_storage):
     storage.write_text(f"s3://{bucket}/k", "v")
     clone = pickle.loads(pickle.dumps(storage))
     assert clone._s3_client is None and clone.read_text(f"s3://{bucket}/k") == "v"
+
+
+def test_video_source_and_absolute_paths(tmp_path, s3_storage, monkeypatch):
+    from synpo.storage import absolute_tracking_uri, absolute_uri
+
+    storage, bucket = s3_storage
+    storage.write_bytes(f"s3://{bucket}/v.mp4", b"bytes")
+    (tmp_path / "v.mp4").write_bytes(b"bytes")
+    assert storage.local_path_or_bytes(f"s3://{bucket}/v.mp4") == b"bytes"
+    assert storage.local_path_or_bytes(f"file://{tmp_path}/v.mp4") == f"{tmp_path}/v.mp4"  # readers seek in local files
+    monkeypatch.chdir(tmp_path)
+    assert absolute_uri("runs/x") == f"{tmp_path}/runs/x" and absolute_uri("s3://b/k") == "s3://b/k" and absolute_uri(None) is None
+    assert absolute_tracking_uri("sqlite:///runs/m.db") == f"sqlite:///{tmp_path}/runs/m.db"
+    assert absolute_tracking_uri("sqlite:////abs/m.db") == "sqlite:////abs/m.db"
+    assert absolute_tracking_uri("http://mlflow:5000") == "http://mlflow:5000"

@@ -121,6 +121,18 @@ def join_uri(base: str, *parts: str) -> str:
     return joined
 
 
+def absolute_uri(uri: str | None) -> str | None:
+    """A local path made absolute (so Ray workers with other working directories find it); URIs unchanged."""
+    return uri if uri is None or "://" in uri else str(Path(uri).expanduser().resolve())
+
+
+def absolute_tracking_uri(uri: str) -> str:
+    """An MLflow ``sqlite:///relative/file.db`` made absolute like :func:`absolute_uri`; other URIs unchanged."""
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
+    return uri
+
+
 def is_hidden(name: str) -> bool:
     """Names starting with ``.`` or ``_`` are temp files / markers, never listed as objects."""
     return name.startswith((".", "_"))
@@ -186,6 +198,11 @@ class Storage:
             raise StorageError(f"reading {uri!r} failed: {error}") from error
         except BotoCoreError as error:
             raise StorageError(f"reading {uri!r} failed: {error}") from error
+
+    def local_path_or_bytes(self, uri: str) -> str | bytes:
+        """What a file reader that seeks (PyAV) should open: the path of a local file, else the object's bytes."""
+        location = parse_uri(uri)
+        return location.path if location.scheme == "file" else self.read_bytes(uri)
 
     def read_text(self, uri: str) -> str:
         return self.read_bytes(uri).decode("utf-8")

@@ -15,7 +15,7 @@ from synpo.config.jobs import CaptionConfig
 from synpo.config.loader import load_config
 from synpo.sampling.engine import build_engine
 from synpo.sampling.request import CaptionRequest
-from synpo.storage import Storage, parse_uri
+from synpo.storage import Storage
 from synpo.video.sampler import sample_video
 
 # flag attribute -> config key
@@ -42,9 +42,7 @@ def _caption(args: argparse.Namespace) -> int:
     if args.json:
         overrides.append("sampling.logprobs=true")
     config = load_config(CaptionConfig, args.config, [*overrides, *args.overrides])
-    location = parse_uri(args.video)
-    source = location.path if location.scheme == "file" else Storage(config.storage).read_bytes(args.video)
-    sampled = sample_video(source, args.video, config.video)
+    sampled = sample_video(Storage(config.storage).local_path_or_bytes(args.video), args.video, config.video)
     engine = build_engine(config.engine)
     request = CaptionRequest(
         request_id=args.video,

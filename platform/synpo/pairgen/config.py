@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pydantic
 
 from synpo.config.base import StrictModel
@@ -11,7 +9,7 @@ from synpo.judging.config import JudgeConfig
 from synpo.sampling.engine import EngineSettings
 from synpo.sampling.prompts import CAPTION_PROMPT, CLIP_PROMPT, REFINE_TEMPLATE
 from synpo.sampling.request import ContrastiveSettings, Mode, RefineTemplate, SamplingParams
-from synpo.storage import StorageConfig
+from synpo.storage import StorageConfig, absolute_tracking_uri, absolute_uri
 from synpo.video.sampler import VideoSamplingConfig
 
 
@@ -108,17 +106,11 @@ class PairsConfig(StrictModel):
     def with_absolute_paths(self) -> PairsConfig:
         """Local paths made absolute, so Ray workers (other working directories) find them."""
 
-        def absolute(uri: str | None) -> str | None:
-            return uri if uri is None or "://" in uri else str(Path(uri).expanduser().resolve())
-
-        tracking = self.mlflow.tracking_uri
-        if tracking.startswith("sqlite:///") and not tracking.startswith("sqlite:////"):
-            tracking = "sqlite:///" + str(Path(tracking.removeprefix("sqlite:///")).resolve())
         return self.model_copy(
             update={
-                "input": absolute(self.input),
-                "output": absolute(self.output),
-                "engine": self.engine.model_copy(update={"model": absolute(self.engine.model), "adapter": absolute(self.engine.adapter)}),
-                "mlflow": self.mlflow.model_copy(update={"tracking_uri": tracking}),
+                "input": absolute_uri(self.input),
+                "output": absolute_uri(self.output),
+                "engine": self.engine.model_copy(update={"model": absolute_uri(self.engine.model), "adapter": absolute_uri(self.engine.adapter)}),
+                "mlflow": self.mlflow.model_copy(update={"tracking_uri": absolute_tracking_uri(self.mlflow.tracking_uri)}),
             }
         )

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from synpo.pairgen.rows import DECODED, failed, pack_array, to_table
-from synpo.storage import Storage, StorageError, parse_uri
+from synpo.storage import Storage, StorageError
 from synpo.video.errors import VideoError
 from synpo.video.sampler import VideoSamplingConfig, sample_video
 
@@ -22,9 +22,7 @@ def decode_row(row: dict, video: VideoSamplingConfig, storage: Storage) -> dict:
     """One input row -> a :data:`~synpo.pairgen.rows.DECODED` row (or a failure row)."""
     start, started_at = time.perf_counter(), time.time()
     try:
-        location = parse_uri(row["video"])
-        source = location.path if location.scheme == "file" else storage.read_bytes(row["video"])
-        sampled = sample_video(source, row["video"], video, with_clips=True)
+        sampled = sample_video(storage.local_path_or_bytes(row["video"]), row["video"], video, with_clips=True)
     except (VideoError, StorageError, FileNotFoundError) as error:
         times = {"decode_s": time.perf_counter() - start, "decode_start_t": started_at, "decode_end_t": time.time()}
         return failed({**row, **times}, "decode", f"{type(error).__name__}: {error}")

@@ -20,7 +20,7 @@ from PIL import Image
 
 from synpo.pairs.io import read_pairs
 from synpo.pairs.pairgen_output import audit_and_videos, locate_pairs
-from synpo.storage import Storage, StorageError, parse_uri
+from synpo.storage import Storage, StorageError
 from synpo.video.errors import VideoError
 from synpo.video.sampler import VideoSamplingConfig, sample_video
 
@@ -83,9 +83,7 @@ def number(value: float | None) -> str:
 
 def thumbnails(video: str, count: int, storage: Storage) -> list[str]:
     """``count`` frames spread over ``video`` as ``data:image/jpeg;base64,...`` URIs; VideoError/StorageError if unreadable."""
-    location = parse_uri(video)
-    source = location.path if location.scheme == "file" else storage.read_bytes(video)
-    frames = sample_video(source, video, VideoSamplingConfig(num_frames=count, max_side=THUMBNAIL_MAX_SIDE)).frames  # [N, H, W, 3]
+    frames = sample_video(storage.local_path_or_bytes(video), video, VideoSamplingConfig(num_frames=count, max_side=THUMBNAIL_MAX_SIDE)).frames  # [N, H, W, 3]
     uris = []
     for frame in frames:
         buffer = io.BytesIO()

@@ -34,15 +34,12 @@ class CaptionerModel(mlflow.pyfunc.PythonModel):
         self.storage = Storage()
 
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> list[str]:
-        from synpo.storage import parse_uri
         from synpo.video.sampler import sample_video
 
         captions = []
         for row in model_input.to_dict(orient="records"):
             uri = row["video"]
-            location = parse_uri(uri)
-            source = location.path if location.scheme == "file" else self.storage.read_bytes(uri)
-            frames = sample_video(source, uri, self.video).frames
+            frames = sample_video(self.storage.local_path_or_bytes(uri), uri, self.video).frames
             prompt = row.get("prompt") or self.default_prompt
             captions.append(self.engine.caption(frames, prompt, self.sampling)[0].text)
         return captions

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 import pydantic
 
 from synpo.config.base import StrictModel
 from synpo.losses import OBJECTIVES
-from synpo.storage import StorageConfig
+from synpo.storage import StorageConfig, absolute_tracking_uri, absolute_uri
 from synpo.video.sampler import VideoSamplingConfig
 
 LANGUAGE_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -176,20 +175,17 @@ class TrainConfig(StrictModel):
     def with_absolute_paths(self) -> TrainConfig:
         """A copy whose local paths are absolute, so Ray workers (other working directories) find them."""
 
-        def absolute(uri: str | None) -> str | None:
-            return uri if uri is None or "://" in uri else str(Path(uri).expanduser().resolve())
-
-        tracking = self.mlflow.tracking_uri
-        if tracking.startswith("sqlite:///") and not tracking.startswith("sqlite:////"):
-            tracking = "sqlite:///" + str(Path(tracking.removeprefix("sqlite:///")).resolve())
         return self.model_copy(
             update={
-                "pairs": absolute(self.pairs),
-                "val_pairs": absolute(self.val_pairs),
-                "model": absolute(self.model),
-                "run": self.run.model_copy(update={"storage_path": absolute(self.run.storage_path)}),
+                "pairs": absolute_uri(self.pairs),
+                "val_pairs": absolute_uri(self.val_pairs),
+                "model": absolute_uri(self.model),
+                "run": self.run.model_copy(update={"storage_path": absolute_uri(self.run.storage_path)}),
                 "mlflow": self.mlflow.model_copy(
-                    update={"tracking_uri": tracking, "artifact_location": absolute(self.mlflow.artifact_location)}
+                    update={
+                        "tracking_uri": absolute_tracking_uri(self.mlflow.tracking_uri),
+                        "artifact_location": absolute_uri(self.mlflow.artifact_location),
+                    }
                 ),
             }
         )

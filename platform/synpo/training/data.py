@@ -8,7 +8,7 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from synpo.pairs import read_pairs
-from synpo.storage import Storage, parse_uri
+from synpo.storage import Storage
 from synpo.training.collate import PairExample
 from synpo.video.sampler import VideoSamplingConfig, sample_video
 
@@ -43,9 +43,7 @@ class PairDataset(Dataset):
         row = self.rows[index]
         frames = None
         if self.video is not None:
-            location = parse_uri(row["video"])
-            source = location.path if location.scheme == "file" else self.storage.read_bytes(row["video"])
-            frames = sample_video(source, row["video"], self.video).frames
+            frames = sample_video(self.storage.local_path_or_bytes(row["video"]), row["video"], self.video).frames
         return PairExample(
             pair_id=row["pair_id"],
             prompt=row["prompt"],
