@@ -21,11 +21,9 @@ import argparse
 import logging
 import sys
 
-from synpo.config.loader import ConfigError, load_config
+from synpo.config.loader import load_config
+from synpo.errors import UserError
 from synpo.pairgen.config import PairsConfig
-from synpo.pairgen.inputs import InputError
-from synpo.pairgen.progress import ResumeError
-from synpo.storage import StorageError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         from synpo.pairgen.pipeline import run_pairs
 
         summary = run_pairs(config)
-    except (ConfigError, InputError, ResumeError, StorageError, FileNotFoundError, ValueError) as error:
+    except UserError as error:  # bad config, input, output or judge; anything else is a bug and keeps its traceback
         print(f"generate_pairs: error: {error}", file=sys.stderr)
         return 2
     print("\n".join(summary.lines()))

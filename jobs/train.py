@@ -19,8 +19,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from synpo.config.loader import ConfigError, load_config
-from synpo.pairs import PairSchemaError
+from synpo.config.loader import load_config
+from synpo.errors import UserError
 from synpo.training.config import TrainConfig
 
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         from synpo.training.ray_job import run_training
 
         result = run_training(config)
-    except (ConfigError, PairSchemaError, FileNotFoundError) as error:
+    except UserError as error:  # bad config, pairs, model or storage; anything else is a bug and keeps its traceback
         print(f"train: error: {error}", file=sys.stderr)
         return 2
     print(

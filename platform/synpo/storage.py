@@ -27,11 +27,12 @@ import pydantic
 from pyarrow import fs as pafs
 
 from synpo.config.base import StrictModel
+from synpo.errors import UserError
 
 SUPPORTED_SCHEMES = ("local path", "file://", "s3://")
 
 
-class StorageError(OSError):
+class StorageError(UserError, OSError):
     """A storage operation failed; the message names the URI."""
 
 
@@ -305,6 +306,32 @@ class Storage:
         except (ClientError, BotoCoreError) as error:
             raise StorageError(f"listing {prefix!r} failed: {error}") from error
         return [join_uri(prefix, name) for name in sorted(names) if keep(name)]
+
+    def check_writable(self, uri: str, what: str, folder: bool) -> None:
+        """Fail now, before any work is paid for, if ``uri`` cannot take an output: ``what`` names the setting
+        in the message. Locally: a file where a folder is wanted (or the reverse), a parent that is a file,
+        no write permission. On S3: a bucket that does not exist or cannot be reached."""
+        location = parse_uri(uri)
+        if location.scheme == "s3":
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            try:
+                self._s3().head_bucket(Bucket=location.bucket)
+            except (ClientError, BotoCoreError) as error:
+                raise StorageError(f"{what} = {uri!r}: bucket {location.bucket!r} cannot be used ({error})") from None
+            return
+        target = Path(location.path)
+        if folder and target.exists() and not target.is_dir():
+            raise StorageError(f"{what} = {uri!r} is an existing file; it must be a folder (or not exist yet)")
+        if not folder and target.is_dir():
+            raise StorageError(f"{what} = {uri!r} is an existing folder; it must be a file path")
+        parent = target if folder and target.exists() else target.parent
+        while not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir():
+            raise StorageError(f"{what} = {uri!r}: {str(parent)!r} is a file, so nothing can be created under it")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise StorageError(f"{what} = {uri!r}: no permission to write in {str(parent)!r}")
 
     def arrow_filesystem(self, uri: str) -> tuple[pafs.FileSystem, str]:
         """``(filesystem, path)`` for ``pyarrow`` / Ray Data (``read_parquet(path, filesystem=fs)``)."""

@@ -11,7 +11,8 @@ from judge_servers import openai_config
 
 from synpo.config.loader import ConfigError
 from synpo.judging import Judge, JudgeConfig
-from synpo.judging.client import ChatClient
+from synpo.judging.cache import JudgementCache
+from synpo.judging.client import ChatClient, redact
 from synpo.judging.loopback_server import FaultPlan
 from synpo.judging.toy_check import toy_judge_inputs
 
@@ -78,3 +79,32 @@ def test_a_key_echoed_in_an_error_body_is_redacted(monkeypatch):
     monkeypatch.setenv("SYNPO_TEST_JUDGE_KEY", KEY)
     client = ChatClient(JudgeConfig(backend="openai", base_url="http://127.0.0.1:9/v1", api_key_env="SYNPO_TEST_JUDGE_KEY"))
     assert client._redact(f"HTTP 401: Incorrect API key provided: {KEY}") == "HTTP 401: Incorrect API key provided: <api key>"
+
+
+def test_a_key_echoed_in_a_200_reply_is_redacted_everywhere(judge_server, monkeypatch, caplog, tmp_path):
+    """A leaky server quotes 'Authorization: Bearer <key>' in every reply: in the reasoning of valid answers, and in
+    malformed prose (its failure message quotes the reply). The key reaches no verdict, scores file, cache or log."""
+    monkeypatch.setenv("SYNPO_TEST_JUDGE_KEY", KEY)
+    server = judge_server(FaultPlan(api_key=KEY, echo_authorization=True, rate_malformed=0.5, seed=3))
+    config = openai_config(server, api_key_env="SYNPO_TEST_JUDGE_KEY", max_malformed_retries=0)
+    videos, _ = toy_judge_inputs(2, seed=12, altered_per_scene=2)
+    caplog.set_level(logging.DEBUG)
+
+    async def run():
+        async with Judge(config, JudgementCache(str(tmp_path / "cache"))) as judge:
+            return await judge.judge_videos(videos)
+
+    verdicts = asyncio.run(run())
+    dumped = json.dumps([verdict.to_dict() for verdict in verdicts])
+    reasons = [candidate for verdict in verdicts for candidate in verdict.candidates]
+    assert any("malformed answer" in failure for candidate in reasons for failure in candidate.failures.values())
+    assert "Authorization: Bearer <redacted>" in dumped  # the echoes reached the output, redacted
+    cached = "".join(path.read_text() for path in (tmp_path / "cache").glob("*.jsonl"))
+    for text in (dumped, cached, caplog.text):
+        assert KEY not in text
+
+
+def test_redact_removes_the_key_and_any_bearer_token():
+    assert redact(f"x {KEY} y", KEY) == "x <api key> y"
+    assert redact("Authorization: Bearer sk-other.token_1 rest", None) == "Authorization: Bearer <redacted> rest"
+    assert redact(f"auth: bearer {KEY}", KEY) == "auth: Bearer <redacted>"

@@ -9,7 +9,11 @@ candidate's three scores, the judge's reasoning, each failed call's reason and t
 the backend (``openai`` or ``rules``), endpoint, model, API-key variable, bounds, retries and weights.
 
 Answers are cached under ``--cache`` (default: beside ``--out``, ``<out stem>.judge-cache``), so a
-rerun, or an interrupted run started again, pays only for calls not yet answered.
+rerun, or an interrupted run started again, pays only for calls not yet answered. The cache is
+written every ``--flush-every`` answers and every ``--flush-every-s`` seconds while the run goes on,
+and on SIGTERM or Ctrl-C; a SIGKILL loses at most that much. ``--out`` is checked before any call
+is made. More than ``max_failed_fraction`` failed calls (after retries) stop the run with exit 2,
+a message naming the endpoint and the first error, and no output file.
 """
 
 from __future__ import annotations
@@ -17,16 +21,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
+import sys
 
 import pydantic
 from tqdm import tqdm
 
 from synpo.config.loader import load_config
+from synpo.errors import UserError
 from synpo.judging import Judge, JudgeConfig, JudgeInput, JudgementCache, VideoJudgement
+from synpo.judging.failures import check_failure_rate
 from synpo.storage import Storage
 
 
-class JudgeInputError(ValueError):
+class JudgeInputError(UserError, ValueError):
     """A candidates file that cannot be judged; names the file and the line."""
 
 
@@ -65,20 +73,52 @@ def default_cache_uri(out: str) -> str:
     return f"{head}/{stem}.judge-cache" if head else f"{stem}.judge-cache"
 
 
+def first_failure(verdict: VideoJudgement) -> str | None:
+    return next((reason for candidate in verdict.candidates for reason in candidate.failures.values()), None)
+
+
 async def judge_file(config: JudgeConfig, videos: list[JudgeInput], cache: JudgementCache, progress: bool = True) -> list[VideoJudgement]:
-    """Judge ``videos`` with a progress bar; the cache is flushed even if the run is interrupted."""
-    with tqdm(total=len(videos), desc="judging", unit="video", disable=not progress) as bar:
-        async with Judge(config, cache) as judge:
-            return await judge.judge_videos(videos, on_done=lambda _verdict: bar.update())
+    """Judge ``videos`` with a progress bar. Too many failed calls stop the run (:class:`JudgeUnavailable`);
+    SIGTERM cancels it; either way the cache is flushed with every answer received."""
+    calls = failed_calls = 0
+    first_error: str | None = None
+
+    def count(verdict: VideoJudgement) -> None:
+        nonlocal calls, failed_calls, first_error
+        bar.update()
+        calls, failed_calls = calls + verdict.calls, failed_calls + verdict.failed_calls
+        first_error = first_error or first_failure(verdict)
+        check_failure_rate(config, calls, failed_calls, first_error, final=False)
+
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
+    try:
+        with tqdm(total=len(videos), desc="judging", unit="video", disable=not progress) as bar:
+            async with Judge(config, cache) as judge:
+                verdicts = await judge.judge_videos(videos, on_done=count)
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+    check_failure_rate(config, calls, failed_calls, first_error, final=True)
+    return verdicts
 
 
 def _score(args: argparse.Namespace) -> int:
     config = load_config(JudgeConfig, args.config, args.overrides)
     storage = Storage()
+    storage.check_writable(args.out, "--out", folder=False)
     videos = read_judge_inputs(storage.read_text(args.input), args.input)
     cache_uri = None if config.backend == "rules" else (args.cache or default_cache_uri(args.out))
-    cache = JudgementCache(cache_uri, storage)
-    verdicts = asyncio.run(judge_file(config, videos, cache, progress=not args.no_progress))
+    if cache_uri is not None:
+        storage.check_writable(cache_uri, "--cache", folder=True)
+    cache = JudgementCache(cache_uri, storage, flush_every_answers=args.flush_every, flush_every_s=args.flush_every_s)
+    try:
+        verdicts = asyncio.run(judge_file(config, videos, cache, progress=not args.no_progress))
+    except asyncio.CancelledError:  # SIGTERM (judge_file's handler cancelled the run)
+        print(f"synpo judge: terminated; {len(cache)} answers are kept in {cache_uri}: rerun to continue", file=sys.stderr)
+        return 143
+    except KeyboardInterrupt:
+        print(f"synpo judge: interrupted; {len(cache)} answers are kept in {cache_uri}: rerun to continue", file=sys.stderr)
+        return 130
     storage.write_text(args.out, "".join(json.dumps(verdict.to_dict(), ensure_ascii=False) + "\n" for verdict in verdicts))
     kept = sum(verdict.pair.kept for verdict in verdicts)
     unpaired = sum(verdict.pair.chosen_index is None for verdict in verdicts)
@@ -101,6 +141,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     score.add_argument("--out", required=True, help="output JSONL, one judgement per video (path or URI)")
     score.add_argument("--config", default=None, help="judge YAML config (e.g. jobs/configs/judge.yaml); default: the rules judge")
     score.add_argument("--cache", default=None, help="judge cache folder or URI (default: <out stem>.judge-cache beside --out)")
+    score.add_argument("--flush-every", type=int, default=20, help="write the cache every N new answers (default 20)")
+    score.add_argument("--flush-every-s", type=float, default=5.0, help="... and every S seconds (default 5)")
     score.add_argument("--no-progress", action="store_true", help="no progress bar")
     score.add_argument("overrides", nargs="*", help="key=value config overrides (e.g. max_concurrency=32 weights.c1=1.5)")
     score.set_defaults(handler=_score)

@@ -6,12 +6,7 @@ import argparse
 import sys
 
 from synpo.cli import caption, config_cmd, judge_cmd, pairs_cmd, toy
-from synpo.config.loader import ConfigError
-from synpo.pairs import PairSchemaError
-from synpo.storage import StorageError
-from synpo.video.errors import VideoError
-
-USER_ERRORS = (ConfigError, PairSchemaError, StorageError, VideoError, FileNotFoundError, ValueError)
+from synpo.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     try:
         return args.handler(args) or 0
-    except USER_ERRORS as error:
+    except UserError as error:  # anything else is a bug: it keeps its traceback
         print(f"synpo {args.command}: error: {error}", file=sys.stderr)
         return 2
 

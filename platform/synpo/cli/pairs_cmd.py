@@ -10,11 +10,12 @@ from synpo.storage import Storage
 
 
 def _add_reference(args: argparse.Namespace) -> int:
+    from synpo.config.loader import config_from_fields
     from synpo.training.reference import add_reference_logps
     from synpo.video.sampler import VideoSamplingConfig
 
     rows = read_pairs(args.pairs)
-    video = VideoSamplingConfig(num_frames=args.num_frames, max_side=args.max_side)
+    video = config_from_fields(VideoSamplingConfig, "synpo pairs add-reference flags", num_frames=args.num_frames, max_side=args.max_side)
     enriched = add_reference_logps(rows, args.model, video, args.max_response_tokens, args.batch_size, args.device)
     write_pairs(enriched, args.out)
     print(f"wrote {len(enriched)} pairs with ref_chosen_logp/ref_rejected_logp to {args.out}")

@@ -20,10 +20,12 @@ from typing import Any, TypeVar
 import pydantic
 import yaml
 
+from synpo.errors import UserError
+
 ConfigT = TypeVar("ConfigT", bound=pydantic.BaseModel)
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A job config that cannot be used; the message says which field and why."""
 
 
@@ -127,5 +129,13 @@ def load_config(model: type[ConfigT], path: str | Path | None = None, overrides:
     source = " + ".join(part for part in (str(path) if path else "defaults", "overrides" if overrides else "") if part)
     try:
         return model.model_validate(merged)
+    except pydantic.ValidationError as error:
+        raise ConfigError(format_validation_error(error, source)) from None
+
+
+def config_from_fields(model: type[ConfigT], source: str, **fields: Any) -> ConfigT:
+    """Build ``model`` from values given one by one (command-line flags); a bad value is a :class:`ConfigError`."""
+    try:
+        return model.model_validate(fields)
     except pydantic.ValidationError as error:
         raise ConfigError(format_validation_error(error, source)) from None

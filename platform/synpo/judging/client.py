@@ -15,7 +15,10 @@ One call = one ``POST {base_url}/chat/completions`` with ``temperature: 0`` and,
   with the validated answer or the failure reason, and the tokens of every attempt (all are paid for).
 
 The API key is read from the environment variable the config names and lives only in the HTTP
-session's default headers: it is not an attribute, not in ``repr``, not logged.
+session's default headers: it is not an attribute, not in ``repr``, not logged. Every text that comes
+back from the server (reply content, error bodies) passes through :func:`redact` in ``_attempt``
+before anything is built from it, so a server that echoes the ``Authorization`` header cannot put
+the key into a failure message, a log line, the judge's reasoning or a scores file.
 
 HTTP goes through ``aiohttp`` (installed with ``ray[serve]``), not ``httpx``: measured here against
 the loopback server with 100 ms latency, ``httpx.AsyncClient`` 0.28 managed 76 calls/s at 64 in
@@ -32,6 +35,7 @@ import json
 import logging
 import os
 import random
+import re
 import time
 
 import aiohttp
@@ -45,6 +49,13 @@ from synpo.judging.ratelimit import RequestPacer, TokenBucket
 logger = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({408, 429})  # and every 5xx
+BEARER_TOKEN = re.compile(r"Bearer\s+\S+", re.IGNORECASE)
+
+
+def redact(text: str, api_key: str | None) -> str:
+    """``text`` without the API key and without any ``Bearer <token>`` (whatever token a server echoes)."""
+    text = BEARER_TOKEN.sub("Bearer <redacted>", text)
+    return text.replace(api_key, "<api key>") if api_key else text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +109,7 @@ class ChatClient:
         self.config = config
         api_key = read_api_key(config)
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._redact = (lambda text: text.replace(api_key, "<api key>")) if api_key else (lambda text: text)
+        self._redact = lambda text: redact(text, api_key)
         self._in_flight = asyncio.Semaphore(config.max_concurrency)
         self._pacer = RequestPacer(config.requests_per_s) if config.requests_per_s else None
         self._tokens = TokenBucket(config.tokens_per_min) if config.tokens_per_min else None
@@ -164,6 +175,16 @@ class ChatClient:
             await asyncio.sleep(delay_s)
 
     async def _attempt(self, body: dict, estimate: int) -> _Attempt:
+        """One HTTP attempt, its texts redacted: the one place server text enters (a server may echo the
+        key in an error body, a reply or an exception message)."""
+        attempt = await self._send(body, estimate)
+        return dataclasses.replace(
+            attempt,
+            text=None if attempt.text is None else self._redact(attempt.text),
+            error=None if attempt.error is None else self._redact(attempt.error),
+        )
+
+    async def _send(self, body: dict, estimate: int) -> _Attempt:
         async with self._in_flight:
             if self._pacer is not None:
                 await self._pacer.wait()
@@ -176,8 +197,6 @@ class ChatClient:
             except aiohttp.ClientError as error:
                 return _Attempt(None, f"connection error: {type(error).__name__}: {error}", True, None, 0, 0)
         attempt = _read_response(status, headers.get("Retry-After"), content)
-        if attempt.error is not None:  # a server may echo the key in an error body
-            attempt = dataclasses.replace(attempt, error=self._redact(attempt.error))
         if self._tokens is not None and attempt.error is None:
             self._tokens.refund(reserved - attempt.prompt_tokens - attempt.completion_tokens)
         return attempt

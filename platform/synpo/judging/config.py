@@ -93,6 +93,13 @@ class JudgeConfig(StrictModel):
     min_margin: float = pydantic.Field(
         default=4.0, ge=0, description="keep a pair only if score(chosen) - score(rejected) >= min_margin"
     )
+    max_failed_fraction: float = pydantic.Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="stop the run (non-zero exit; what was written stays resumable) once more than this share of judge calls "
+        "failed after their retries: the endpoint is down, the key is wrong or the model cannot answer (1 = never stop)",
+    )
     max_videos_in_flight: int = pydantic.Field(
         default=32, ge=1, description="videos one judge (one actor) works on at once; each issues 2*candidates + 1 calls"
     )

@@ -96,7 +96,21 @@ class Judge:
                 on_done(verdict)
             return verdict
 
-        return list(await asyncio.gather(*(judge_one(video) for video in videos)))
+        tasks = [asyncio.ensure_future(judge_one(video)) for video in videos]
+        flusher = asyncio.ensure_future(self._flush_periodically())
+        try:
+            return list(await asyncio.gather(*tasks))
+        finally:  # an error in one (e.g. on_done stopping the run) or a cancellation stops the others
+            for task in (*tasks, flusher):
+                task.cancel()
+            await asyncio.gather(*tasks, flusher, return_exceptions=True)
+
+    async def _flush_periodically(self) -> None:
+        """Write the cache every ``cache.flush_every_s`` while videos are judged, answers arriving or not, so a
+        process killed while calls hang loses at most that much."""
+        while True:
+            await asyncio.sleep(self.cache.flush_every_s)
+            self.cache.flush()
 
     async def judge_video(self, video: JudgeInput) -> VideoJudgement:
         """All three criteria for every candidate of ``video``, the totals and the selected pair."""

@@ -59,6 +59,9 @@ class FaultPlan(StrictModel):
     )
     seed: int = pydantic.Field(default=0, description="seed of the fault draws")
     api_key: str | None = pydantic.Field(default=None, description="if set, requests must send 'Authorization: Bearer <api_key>'")
+    echo_authorization: bool = pydantic.Field(
+        default=False, description="quote the request's Authorization header in every reply (valid and malformed): a leaky server"
+    )
     hold: bool = pydantic.Field(
         default=False,
         description="stop answering: requests wait until hold is lifted, then get 503 (their client may be gone by then)",
@@ -189,11 +192,13 @@ def build_app(state: ServerState) -> web.Application:
             if fault == "timeout":
                 await asyncio.sleep(faults.hang_s)
             answer = judge_reply(user_text)
+            echoed = f" (request had Authorization: {request.headers.get('Authorization')})" if faults.echo_authorization else ""
+            answer["reasoning"] += echoed
             if fault == "out_of_range":
                 answer["score" if "score" in answer else consistency_key(1)] = 9
             content = json.dumps(answer)
             if fault == "malformed":
-                content = "The caption looks mostly right to me; I would give it a four out of five."
+                content = "The caption looks mostly right to me; I would give it a four out of five." + echoed
             elif faults.answer_style == "fenced":
                 content = f"```json\n{content}\n```"
             elif faults.answer_style == "prose":

@@ -16,13 +16,14 @@ from pathlib import PurePosixPath
 
 import pyarrow.parquet as pq
 
+from synpo.errors import UserError
 from synpo.storage import Storage, join_uri
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
 MANIFEST_SUFFIXES = (".jsonl", ".csv", ".parquet")
 
 
-class InputError(ValueError):
+class InputError(UserError, ValueError):
     """An input that cannot be used; names the file and the row."""
 
 

@@ -10,7 +10,6 @@ the judgement, and the writer turns a video with fewer than two judged candidate
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 
@@ -41,20 +40,11 @@ class JudgeStage:
     """``Table[SAMPLED] -> Table[JUDGED]`` (async; one :class:`~synpo.judging.judge.Judge` per actor)."""
 
     def __init__(self, config: PairsConfig) -> None:
-        cache = JudgementCache(judge_cache_uri(config.output), Storage(config.storage))
+        # the judge flushes its cache every judge_cache_flush_s while it works, so a job killed mid-video loses at most that much
+        cache = JudgementCache(judge_cache_uri(config.output), Storage(config.storage), flush_every_s=config.judge_cache_flush_s)
         self.judge = Judge(config.judge, cache)
-        self.flush_every_s = config.judge_cache_flush_s
-        self._flusher: asyncio.Task | None = None
-
-    async def _flush_periodically(self) -> None:
-        """Persist answers of videos still being judged too, so a job killed mid-video loses at most this much."""
-        while True:
-            await asyncio.sleep(self.flush_every_s)
-            self.judge.cache.flush()
 
     async def __call__(self, batch: pa.Table) -> pa.Table:
-        if self._flusher is None:
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_periodically())
         rows = batch.to_pylist()
         ready = [row for row in rows if row["failure_stage"] is None]
         start, started_at = time.perf_counter(), time.time()

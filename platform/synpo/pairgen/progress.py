@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 
+from synpo.errors import UserError
 from synpo.pairgen.config import PairsConfig
 from synpo.pairgen.write_stage import TABLES
 from synpo.storage import ObjectNotFound, Storage, join_uri
@@ -19,7 +20,7 @@ from synpo.storage import ObjectNotFound, Storage, join_uri
 FINGERPRINT = "_progress/_settings.json"
 
 
-class ResumeError(ValueError):
+class ResumeError(UserError, ValueError):
     """An output folder that cannot be resumed with this config; says what differs."""
 
 

@@ -37,6 +37,7 @@ import json
 import os
 from typing import Any
 
+from synpo.errors import BadArgument
 from synpo.pairs.io import VIDEO_TAG, read_pairs
 from synpo.pairs.pairgen_output import locate_pairs
 from synpo.storage import Storage
@@ -62,14 +63,14 @@ def rewrite_video_root(rows: list[dict[str, Any]], video_root: str, video_prefix
     rewritten = []
     for row in rows:
         if not row["video"].startswith(old):
-            raise ValueError(f"pair {row['pair_id']!r}: video {row['video']!r} is not under --video-prefix {old!r}")
+            raise BadArgument(f"pair {row['pair_id']!r}: video {row['video']!r} is not under --video-prefix {old!r}")
         rewritten.append({**row, "video": new + row["video"][len(old) :]})
     return rewritten
 
 
 def _prompt_without_tag(row: dict[str, Any]) -> str:
     if VIDEO_TAG in row["prompt"]:
-        raise ValueError(f"pair {row['pair_id']!r}: the prompt already contains {VIDEO_TAG!r}; exporters add it themselves")
+        raise BadArgument(f"pair {row['pair_id']!r}: the prompt already contains {VIDEO_TAG!r}; exporters add it themselves")
     return row["prompt"]
 
 
@@ -111,7 +112,7 @@ def render(rows: list[dict[str, Any]], export_format: str) -> str:
         return json.dumps(to_llamafactory(rows), ensure_ascii=False, indent=2) + "\n"
     if export_format == "trl":
         return "".join(json.dumps(example, ensure_ascii=False) + "\n" for example in to_trl(rows))
-    raise ValueError(f"unknown export format {export_format!r}; choose one of {', '.join(FORMATS)}")
+    raise BadArgument(f"unknown export format {export_format!r}; choose one of {', '.join(FORMATS)}")
 
 
 def export_pairs(
@@ -125,11 +126,11 @@ def export_pairs(
     """Read the pairs at ``pairs`` (file, folder of parts, or a pair-generation output), write ``out``; returns the count."""
     storage = storage or Storage()
     if export_format not in FORMATS:
-        raise ValueError(f"unknown export format {export_format!r}; choose one of {', '.join(FORMATS)}")
+        raise BadArgument(f"unknown export format {export_format!r}; choose one of {', '.join(FORMATS)}")
     if not out.lower().endswith(OUTPUT_SUFFIX[export_format]):
-        raise ValueError(f"--out {out!r}: a {export_format} export is a {OUTPUT_SUFFIX[export_format]} file")
+        raise BadArgument(f"--out {out!r}: a {export_format} export is a {OUTPUT_SUFFIX[export_format]} file")
     if video_prefix is not None and video_root is None:
-        raise ValueError("--video-prefix only makes sense with --video-root")
+        raise BadArgument("--video-prefix only makes sense with --video-root")
     rows = read_pairs(locate_pairs(pairs, storage).pairs, storage)
     if video_root is not None:
         rows = rewrite_video_root(rows, video_root, video_prefix)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from synpo.pairs.schema import PairSchemaError
 from synpo.storage import ObjectNotFound, Storage, join_uri
 
 FILE_SUFFIXES = (".parquet", ".jsonl", ".json")
@@ -59,7 +60,7 @@ def _json_field(row: dict[str, Any], field: str, uri: str, empty: Any) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise ValueError(f"{uri}: video {row.get('video_id')!r}: field {field!r} is not valid JSON ({error.msg})") from None
+        raise PairSchemaError(f"{uri}: video {row.get('video_id')!r}: field {field!r} is not valid JSON ({error.msg})") from None
 
 
 def read_audit(uri: str, storage: Storage) -> dict[str, list[dict[str, Any]]]:

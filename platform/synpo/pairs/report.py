@@ -18,6 +18,7 @@ from typing import Any
 
 from PIL import Image
 
+from synpo.errors import BadArgument
 from synpo.pairs.io import read_pairs
 from synpo.pairs.pairgen_output import audit_and_videos, locate_pairs
 from synpo.storage import Storage, StorageError
@@ -182,7 +183,7 @@ def build_report(
     """Write the HTML report for the pairs at ``pairs`` (a pairs file/folder or a pair-generation output) to ``out``."""
     storage = storage or Storage()
     if thumbnail_count < 0 or (limit is not None and limit < 1):
-        raise ValueError(f"--thumbnails must be >= 0 and --limit >= 1, got {thumbnail_count} and {limit}")
+        raise BadArgument(f"--thumbnails must be >= 0 and --limit >= 1, got {thumbnail_count} and {limit}")
     source = locate_pairs(pairs, storage)
     rows = read_pairs(source.pairs, storage)
     total = len(rows)

@@ -11,6 +11,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from synpo.errors import UserError
+
 REQUIRED_TEXT = ("pair_id", "video", "prompt", "chosen", "rejected")
 
 PAIR_SCHEMA = pa.schema(
@@ -35,7 +37,7 @@ FIELD_NAMES = tuple(PAIR_SCHEMA.names)
 FLOAT_FIELDS = {field.name for field in PAIR_SCHEMA if pa.types.is_floating(field.type)}
 
 
-class PairSchemaError(ValueError):
+class PairSchemaError(UserError, ValueError):
     """A pairs file that does not match the schema; names the file, the row and the field."""
 
 

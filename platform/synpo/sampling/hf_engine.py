@@ -31,6 +31,7 @@ from transformers import (
 )
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
+from synpo.errors import BadArgument, ModelNotFound
 from synpo.sampling.contrastive import ContrastiveLogitsProcessor, SparseBranch
 from synpo.sampling.passes import run_request
 from synpo.sampling.prompts import chat_messages
@@ -87,7 +88,7 @@ class HFEngine:
     def __init__(self, model_dir: str | Path, device: str = "auto", adapter: str | Path | None = None) -> None:
         model_path = Path(model_dir)
         if not (model_path / "config.json").is_file():
-            raise FileNotFoundError(f"{str(model_dir)!r} is not a model folder (no config.json); build one with `synpo toy model`")
+            raise ModelNotFound(f"{str(model_dir)!r} is not a model folder (no config.json); build one with `synpo toy model`")
         self.device = pick_device(device)
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.is_vlm = "vision_config" in json.loads((model_path / "config.json").read_text())
@@ -103,7 +104,7 @@ class HFEngine:
         self.model = self.base_model.to(self.device).eval()
         if adapter is not None:
             if not (Path(adapter) / "adapter_config.json").is_file():
-                raise FileNotFoundError(f"{str(adapter)!r} is not a LoRA adapter folder (no adapter_config.json)")
+                raise ModelNotFound(f"{str(adapter)!r} is not a LoRA adapter folder (no adapter_config.json)")
             from peft import PeftModel
 
             self.model = PeftModel.from_pretrained(self.base_model, str(adapter)).to(self.device).eval()
@@ -129,7 +130,7 @@ class HFEngine:
         if frames is None:
             return self.tokenizer(texts, return_tensors="pt", padding=True).to(self.device)
         if not self.is_vlm:
-            raise ValueError("this model is a text LM; it takes no video frames")
+            raise BadArgument("this model is a text LM; it takes no video frames")
         video = self.processor.video_processor(videos=[list(frames)], return_tensors="pt", do_sample_frames=False)
         grid = video["video_grid_thw"].to(self.device)  # [1, 3]
         video_token = self.processor.video_token
@@ -180,7 +181,7 @@ class HFEngine:
             processors.append(recorder)  # first: it must see the raw full-branch scores
         if contrastive is not None:
             if self.base_model.config.model_type not in ("qwen2_vl", "qwen2_5_vl"):
-                raise ValueError(
+                raise BadArgument(
                     "contrastive decoding is implemented for Qwen2-VL-family models (3-D rotary positions); "
                     f"this model is {self.base_model.config.model_type!r}"
                 )

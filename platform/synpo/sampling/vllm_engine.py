@@ -44,6 +44,7 @@ import numpy as np
 import pydantic
 
 from synpo.config.base import StrictModel
+from synpo.errors import BadArgument, ModelNotFound
 from synpo.sampling.passes import run_request
 from synpo.sampling.prompts import chat_messages
 from synpo.sampling.request import (
@@ -102,7 +103,7 @@ class VLLMSettings(StrictModel):
     def _extra_does_not_shadow_fields(self) -> VLLMSettings:
         shadowed = sorted(set(self.extra) & (set(type(self).model_fields) | {"model"}))
         if shadowed:
-            raise ValueError(f"extra repeats {shadowed}: set those as fields of the vllm section")
+            raise BadArgument(f"extra repeats {shadowed}: set those as fields of the vllm section")
         return self
 
     def llm_kwargs(self) -> dict[str, Any]:
@@ -132,7 +133,7 @@ class VLLMEngine:
 
         model_path = Path(model_dir)
         if not (model_path / "config.json").is_file():
-            raise FileNotFoundError(f"{str(model_dir)!r} is not a model folder (no config.json); build one with `synpo toy model`")
+            raise ModelNotFound(f"{str(model_dir)!r} is not a model folder (no config.json); build one with `synpo toy model`")
         self.settings = settings or VLLMSettings()
         self.llm = LLM(str(model_path), **self.settings.llm_kwargs())
         self.tokenizer = self.llm.get_tokenizer()
@@ -149,9 +150,9 @@ class VLLMEngine:
 
         path = str(Path(adapter).resolve())
         if not (Path(path) / "adapter_config.json").is_file():
-            raise FileNotFoundError(f"{str(adapter)!r} is not a LoRA adapter folder (no adapter_config.json)")
+            raise ModelNotFound(f"{str(adapter)!r} is not a LoRA adapter folder (no adapter_config.json)")
         if not self.settings.enable_lora:
-            raise ValueError(f"adapter {str(adapter)!r} needs vllm.enable_lora=true (and max_lora_rank >= the adapter's rank)")
+            raise BadArgument(f"adapter {str(adapter)!r} needs vllm.enable_lora=true (and max_lora_rank >= the adapter's rank)")
         lora_id = self._adapter_ids.setdefault(path, len(self._adapter_ids) + 1)
         self.lora_request = LoRARequest(lora_name=f"adapter-{lora_id}", lora_int_id=lora_id, lora_path=path)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from tqdm import tqdm
 
+from synpo.errors import BadArgument
 from synpo.storage import Storage, join_uri, parse_uri
 from synpo.toy.render import encode_mp4
 from synpo.toy.world import Scene, describe_scene, describe_window, make_scene
@@ -65,7 +66,7 @@ def write_toy_videos(
 ) -> list[dict]:
     """Generate ``count`` videos under ``out`` (a path or URI); returns the manifest rows."""
     if count < 1:
-        raise ValueError(f"count must be >= 1, got {count}")
+        raise BadArgument(f"count must be >= 1, got {count}")
     spec = spec or ToyVideoSpec()
     storage = storage or Storage()
     location = parse_uri(out)

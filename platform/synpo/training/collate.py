@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from synpo.pairs.schema import PairSchemaError
+
 IGNORE_INDEX = -100
 
 
@@ -72,7 +74,7 @@ class PairCollator:
     def _prompt(self, example: PairExample) -> dict:
         if self.is_video:
             if example.frames is None:
-                raise ValueError(f"pair {example.pair_id!r}: a video model needs frames")
+                raise PairSchemaError(f"pair {example.pair_id!r}: a video model needs frames")
             messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": example.prompt}]}]
             text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
             return self.processor(text=[text], videos=[list(example.frames)], return_tensors="pt", do_sample_frames=False)

@@ -14,6 +14,7 @@ from transformers import (
     AutoTokenizer,
 )
 
+from synpo.errors import ModelNotFound
 from synpo.training.config import LoraSettings
 
 
@@ -26,7 +27,7 @@ def load_base(model_dir: str | Path, dtype: torch.dtype = torch.float32):
     ``AutoModelForCausalLM`` + tokenizer for text models."""
     path = Path(model_dir)
     if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"{model_dir!r} is not a model folder (no config.json)")
+        raise ModelNotFound(f"{model_dir!r} is not a model folder (no config.json)")
     if is_video_model(path):
         return AutoModelForImageTextToText.from_pretrained(path, dtype=dtype), AutoProcessor.from_pretrained(path)
     return AutoModelForCausalLM.from_pretrained(path, dtype=dtype), AutoTokenizer.from_pretrained(path)

@@ -13,6 +13,7 @@ import torch
 
 from synpo.losses import LossOutput, Objective, compute_loss
 from synpo.losses.common import mean_logp
+from synpo.pairs.schema import PairSchemaError
 from synpo.training.collate import PairBatch
 from synpo.training.logprobs import ResponseLogps, encode_videos, reference_sequence_logps, response_logps
 
@@ -60,7 +61,7 @@ def compute_step(
     if objective.needs_reference:
         if reference == "precomputed":
             if batch.ref_chosen_logp is None:
-                raise ValueError(f"objective {objective.name!r} with reference=precomputed needs ref_chosen_logp/ref_rejected_logp in every pair")
+                raise PairSchemaError(f"objective {objective.name!r} with reference=precomputed needs ref_chosen_logp/ref_rejected_logp in every pair")
             ref_chosen, ref_rejected = batch.ref_chosen_logp, batch.ref_rejected_logp
         else:
             ref_chosen, ref_rejected = reference_sequence_logps(model, batch, video_features=features)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from synpo.errors import UserError
 
-class VideoError(ValueError):
+
+class VideoError(UserError, ValueError):
     """A video that cannot be used. ``str(error)`` names the file and says what is wrong."""
 
     def __init__(self, uri: str, reason: str) -> None:
