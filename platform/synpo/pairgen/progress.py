@@ -4,13 +4,20 @@
   those videos are skipped by the next run (no re-sampling, no re-judging).
 - :func:`remove_orphans` deletes part files whose batch has no marker (written by a run that died
   before the marker), so their videos are redone once and never counted twice.
+- :func:`release_judge_retries` takes the videos a batch marked ``judge_retry`` (no pair because the
+  judge's calls failed) out of that batch's parts and marker, so this run judges them again.
 - :func:`check_fingerprint` refuses to add to an output written with different settings (another
   model, other candidates, another judge...): mixing them would make a dataset nobody asked for.
 """
 
 from __future__ import annotations
 
+import io
 import json
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from synpo.errors import UserError
 from synpo.pairgen.config import PairsConfig
@@ -43,6 +50,36 @@ def completed(output: str, storage: Storage) -> dict[str, str]:
             owners[video_id] = marker["batch"]
             statuses[video_id] = status
     return statuses
+
+
+def release_judge_retries(output: str, storage: Storage) -> list[str]:
+    """Drop the ``judge_retry`` videos from their batches (parts first, the marker last: a crash in between
+    leaves a marker that still lists them, and the next run drops them again); returns their ids."""
+    released: list[str] = []
+    for marker in _markers(output, storage):
+        retry = marker.get("judge_retry") or []
+        if not retry:
+            continue
+        for table in TABLES:
+            uri = join_uri(output, table, f"part-{marker['batch']}.parquet")
+            if not storage.exists(uri):
+                continue
+            rows = pq.read_table(io.BytesIO(storage.read_bytes(uri)))
+            kept = rows.filter(pc.invert(pc.is_in(rows["video_id"], value_set=pa.array(retry))))
+            if kept.num_rows == 0:
+                storage.delete(uri)
+            elif kept.num_rows < rows.num_rows:
+                buffer = io.BytesIO()
+                pq.write_table(kept, buffer)
+                storage.write_bytes(uri, buffer.getvalue())
+        videos = {video_id: status for video_id, status in marker["videos"].items() if video_id not in retry}
+        marker_uri = join_uri(output, "_progress", f"{marker['batch']}.json")
+        if videos:
+            storage.write_text(marker_uri, json.dumps({**marker, "videos": videos, "judge_retry": []}))
+        else:
+            storage.delete(marker_uri)
+        released.extend(retry)
+    return released
 
 
 def remove_orphans(output: str, storage: Storage) -> list[str]:

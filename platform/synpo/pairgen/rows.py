@@ -62,6 +62,7 @@ WRITTEN = pa.schema(
         pa.field("status", pa.string()),  # "paired", "filtered" (margin too small) or "failed"
         pa.field("failure_stage", pa.string()),
         pa.field("failure_reason", pa.string()),
+        pa.field("judge_retry", pa.bool_()),  # no pair because judge calls failed: the next run judges it again
         pa.field("decode_s", pa.float64()),
         pa.field("sample_s", pa.float64()),
         pa.field("judge_s", pa.float64()),

@@ -8,6 +8,10 @@ Under ``<output>/``, one Parquet part per written batch in each table::
     failures/part-<batch>.parquet   every failed video: stage and reason
     _progress/<batch>.json          the marker: written LAST, it makes the batch's rows count
 
+A video left without a pair because its judge calls failed (after their retries: the judge was down,
+overloaded or answered garbage) is written as failed, and its marker lists it under ``judge_retry``:
+the next run takes its rows out again and judges it anew (:func:`synpo.pairgen.progress.release_judge_retries`).
+
 ``<batch>`` is a hash of the batch's video ids, so a retried task rewrites the same files instead
 of adding new ones. Each write is atomic (synpo.storage); a batch whose marker is missing (the job
 died between its files and its marker) is an orphan that the next run deletes before resuming
@@ -156,6 +160,7 @@ def video_outputs(row: dict, created_at: str) -> dict[str, list[dict]]:
             "status": status,
             "failure_stage": stage,
             "failure_reason": reason if status == "failed" else None,
+            "judge_retry": verdict is not None and pair["chosen_index"] is None and verdict["failed_calls"] > 0,
             "generated_tokens": generated,
             "judge_calls": tally["calls"],
             "judge_failed_calls": tally["failed_calls"],
@@ -193,6 +198,11 @@ class WriteStage:
             if tables[name]:
                 table = pairs_table(tables[name]) if name == "pairs" else rows_table(tables[name], schemas[name])
                 self.storage.write_bytes(join_uri(self.output, name, f"part-{part}.parquet"), _parquet(table))
-        marker = {"batch": part, "written_at": created_at, "videos": {row["video_id"]: row["status"] for row in tables["summary"]}}
+        marker = {
+            "batch": part,
+            "written_at": created_at,
+            "videos": {row["video_id"]: row["status"] for row in tables["summary"]},
+            "judge_retry": [row["video_id"] for row in tables["summary"] if row["judge_retry"]],
+        }
         self.storage.write_text(join_uri(self.output, "_progress", f"{part}.json"), json.dumps(marker))
         return rows_table(tables["summary"], WRITTEN)

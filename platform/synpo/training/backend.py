@@ -46,12 +46,15 @@ class TorchBackend:
         return float(self.scheduler.get_last_lr()[0])
 
     def save(self, folder: Path) -> None:
-        """The trainable weights, optimizer and schedule (single worker)."""
+        """The trainable weights, optimizer and schedule (single worker): tensors, numbers, strings, lists and
+        dicts only (AdamW's and LambdaLR's state dicts are), so :meth:`load` needs no pickled objects."""
         trainable = {name: parameter.detach().cpu() for name, parameter in self.named_trainable}
         torch.save({"trainable": trainable, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}, folder / "torch_state.pt")
 
     def load(self, folder: Path) -> None:
-        state = torch.load(folder / "torch_state.pt", weights_only=False)
+        """``weights_only=True``: a checkpoint may come from shared storage (s3://), and unpickling arbitrary
+        objects runs code; a file holding anything but tensors and plain containers is refused."""
+        state = torch.load(folder / "torch_state.pt", weights_only=True)
         with torch.no_grad():
             for name, parameter in self.named_trainable:
                 parameter.copy_(state["trainable"][name])
