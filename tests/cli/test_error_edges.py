@@ -1,0 +1,67 @@
+"""The CLI and the job entrypoints turn the project's own errors (UserError) into one line and exit 2; any other
+exception is a bug and must keep its traceback (it propagates)."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import pytest
+
+from synpo.cli.main import main
+from synpo.errors import UserError
+from synpo.pairgen.inputs import InputError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def job_main(name: str):
+    return runpy.run_path(str(REPO / "jobs" / f"{name}.py"))["main"]
+
+
+def test_cli_user_error_is_one_line(tmp_path, capsys):
+    (tmp_path / "in.jsonl").write_text("{not json\n")
+    assert main(["judge", "score", "--input", str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "out.jsonl")]) == 2
+    assert capsys.readouterr().err.strip() == f"synpo judge: error: {tmp_path / 'in.jsonl'} line 1: not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"
+
+
+def test_cli_programming_error_keeps_its_traceback(tmp_path, monkeypatch):
+    def broken(text: str, source: str):
+        raise ValueError("a bug, not bad input")
+
+    monkeypatch.setattr("synpo.cli.judge_cmd.read_judge_inputs", broken)
+    (tmp_path / "in.jsonl").write_text("{}\n")
+    with pytest.raises(ValueError, match="a bug, not bad input"):
+        main(["judge", "score", "--input", str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "out.jsonl")])
+
+
+@pytest.mark.parametrize(
+    ("job", "target", "overrides"),
+    [("generate_pairs", "synpo.pairgen.pipeline.run_pairs", ["input=x", "output=y"]), ("train", "synpo.training.ray_job.run_training", ["pairs=x"])],
+)
+def test_jobs_print_user_errors_and_let_bugs_through(job, target, overrides, monkeypatch, capsys):
+    def user_error(config):
+        raise InputError("input = 'x': no videos there")
+
+    monkeypatch.setattr(target, user_error)
+    assert job_main(job)(overrides) == 2
+    assert capsys.readouterr().err.strip().endswith("error: input = 'x': no videos there")
+
+    def bug(config):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(target, bug)
+    with pytest.raises(KeyError, match="a bug"):
+        job_main(job)(overrides)
+
+
+def test_every_error_the_edges_print_is_a_user_error():
+    from synpo.config.loader import ConfigError
+    from synpo.judging.failures import JudgeUnavailable
+    from synpo.pairgen.progress import ResumeError
+    from synpo.pairs import PairSchemaError
+    from synpo.storage import ObjectNotFound, StorageError
+    from synpo.video.errors import VideoError
+
+    for error_type in (ConfigError, JudgeUnavailable, ResumeError, PairSchemaError, StorageError, ObjectNotFound, VideoError, InputError):
+        assert issubclass(error_type, UserError), error_type
