@@ -65,3 +65,10 @@ def test_every_error_the_edges_print_is_a_user_error():
 
     for error_type in (ConfigError, JudgeUnavailable, ResumeError, PairSchemaError, StorageError, ObjectNotFound, VideoError, InputError):
         assert issubclass(error_type, UserError), error_type
+
+
+@pytest.mark.parametrize("command", ["export", "report", "add-reference"])
+def test_pairs_commands_refuse_a_folder_as_out_before_reading_anything(tmp_path, capsys, command):
+    extra = {"export": ["--format", "trl"], "report": [], "add-reference": ["--model", str(tmp_path / "no-model")]}[command]
+    assert main(["pairs", command, "--pairs", str(tmp_path / "missing.parquet"), "--out", str(tmp_path), *extra]) == 2
+    assert capsys.readouterr().err.strip() == f"synpo pairs: error: --out = '{tmp_path}' is an existing folder; it must be a file path"

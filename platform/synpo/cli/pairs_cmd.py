@@ -14,6 +14,7 @@ def _add_reference(args: argparse.Namespace) -> int:
     from synpo.training.reference import add_reference_logps
     from synpo.video.sampler import VideoSamplingConfig
 
+    Storage().check_writable(args.out, "--out", folder=False)
     rows = read_pairs(args.pairs)
     video = config_from_fields(VideoSamplingConfig, "synpo pairs add-reference flags", num_frames=args.num_frames, max_side=args.max_side)
     enriched = add_reference_logps(rows, args.model, video, args.max_response_tokens, args.batch_size, args.device)
@@ -25,6 +26,7 @@ def _add_reference(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from synpo.pairs.export import export_pairs, llamafactory_dataset_info
 
+    Storage().check_writable(args.out, "--out", folder=False)
     count = export_pairs(args.pairs, args.out, args.format, args.video_root, args.video_prefix)
     print(f"wrote {count} pairs in {args.format} format to {args.out}")
     if args.format == "llamafactory":
@@ -38,6 +40,7 @@ def _export(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from synpo.pairs.report import build_report
 
+    Storage().check_writable(args.out, "--out", folder=False)
     summary = build_report(args.pairs, args.out, args.limit, args.thumbnails, args.audit)
     audit = "with judge audit" if summary.with_audit else "without audit"
     unreadable = f", {summary.unreadable_videos} video(s) unreadable (noted in the page)" if summary.unreadable_videos else ""
@@ -48,6 +51,7 @@ def _report(args: argparse.Namespace) -> int:
 def _toy_pairs(args: argparse.Namespace) -> int:
     from synpo.toy.pairs import toy_pairs
 
+    Storage().check_writable(args.out, "--out", folder=False)
     rows = toy_pairs(args.videos, seed=args.seed, storage=Storage())
     write_pairs(rows, args.out)
     print(f"wrote {len(rows)} known-answer toy pairs to {args.out}")
