@@ -43,6 +43,62 @@ def s3_storage(s3_endpoint, request):
     return storage, bucket
 
 
+AWS_CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+@pytest.fixture(scope="session")
+def s3_signed_storage():
+    """A :class:`Storage` for a second moto S3 server that verifies SigV4 signatures; its key pair exists only here.
+
+    The ``s3_endpoint`` server accepts any signature, so a wrong secret would pass there. Moto checks
+    signatures (and IAM policies) once ``INITIAL_NO_AUTH_ACTION_COUNT`` unauthenticated actions have
+    been served; that setting is read when ``moto.settings`` is imported and is process-wide, hence a
+    server process of its own (without AWS credentials in its environment). The first three actions
+    create an IAM user, its access key and an ``s3:*`` policy; every later request must be signed
+    with that key (a wrong secret gets 403 ``SignatureDoesNotMatch``).
+    """
+    import subprocess
+    import sys
+    import time
+
+    import boto3
+
+    from synpo.storage import Storage, StorageConfig
+
+    port = free_port()
+    environment = {name: value for name, value in os.environ.items() if name not in AWS_CREDENTIAL_VARIABLES}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env={**environment, "INITIAL_NO_AUTH_ACTION_COUNT": "3"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"moto server on port {port} did not start") from None
+                time.sleep(0.1)
+        endpoint = f"http://127.0.0.1:{port}"
+        iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="unused", aws_secret_access_key="unused")
+        iam.create_user(UserName="trainer")
+        key = iam.create_access_key(UserName="trainer")["AccessKey"]
+        policy = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}'
+        iam.put_user_policy(UserName="trainer", PolicyName="s3-all", PolicyDocument=policy)
+        yield Storage(
+            StorageConfig(
+                endpoint_url=endpoint, region="us-east-1", access_key_id=key["AccessKeyId"], secret_access_key=key["SecretAccessKey"]
+            )
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def toy_video_dir(tmp_path_factory) -> Path:
     """Three toy videos (seed 7) with ground truth and a manifest."""
@@ -91,6 +147,9 @@ def ray_cluster():
     """One local Ray for the session: 4 logical CPUs (2 training workers + data), no dashboard."""
     import ray
 
+    # Ray's processes keep the environment of ray.init: none of them gets AWS credentials from the shell or a test.
+    credentials = {name: os.environ.pop(name) for name in AWS_CREDENTIAL_VARIABLES if name in os.environ}
     ray.init(num_cpus=4, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+    os.environ.update(credentials)
     yield ray
     ray.shutdown()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -82,8 +82,8 @@ class ResolvedS3:
     endpoint_url: str | None
     region: str
     access_key_id: str | None
-    secret_access_key: str | None
-    session_token: str | None
+    secret_access_key: str | None = field(repr=False)  # never in a repr, a log line or a test failure
+    session_token: str | None = field(repr=False)
 
 
 @dataclass(frozen=True)

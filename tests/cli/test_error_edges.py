@@ -72,3 +72,10 @@ def test_pairs_commands_refuse_a_folder_as_out_before_reading_anything(tmp_path,
     extra = {"export": ["--format", "trl"], "report": [], "add-reference": ["--model", str(tmp_path / "no-model")]}[command]
     assert main(["pairs", command, "--pairs", str(tmp_path / "missing.parquet"), "--out", str(tmp_path), *extra]) == 2
     assert capsys.readouterr().err.strip() == f"synpo pairs: error: --out = '{tmp_path}' is an existing folder; it must be a file path"
+
+
+def test_train_refuses_a_file_as_run_storage_path_before_any_work(tmp_path, capsys):
+    (tmp_path / "a_file").write_text("x")
+    overrides = [f"pairs={tmp_path / 'missing.parquet'}", f"run.storage_path={tmp_path / 'a_file'}"]
+    assert job_main("train")(["--config", str(REPO / "jobs/configs/train_local.yaml"), *overrides]) == 2
+    assert capsys.readouterr().err.strip() == f"train: error: run.storage_path = '{tmp_path / 'a_file'}' is an existing file; it must be a folder (or not exist yet)"

@@ -41,7 +41,10 @@ def register(commands: argparse._SubParsersAction) -> argparse._SubParsersAction
     model.add_argument("--out", required=True, help="output folder")
     model.add_argument("--kind", choices=("vlm", "text"), default="vlm", help="video VLM or text-only LM")
     model.add_argument("--seed", type=int, default=0, help="weight-initialisation seed")
-    model.add_argument("--force", action="store_true", help="rebuild even if the folder holds this recipe already")
+    model.add_argument(
+        "--force", action="store_true",
+        help="rebuild even if the folder holds this recipe already; also rebuilds a half-built folder (no synpo_toy_model.json), replacing it",
+    )
     model.add_argument(
         "--warm-start-steps", type=int, default=0,
         help="VLM only: fine-tune on toy-world captions for N steps so it writes caption-like text (~0.2 s/step on CPU)",

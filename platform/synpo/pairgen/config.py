@@ -73,7 +73,7 @@ class PairsConfig(StrictModel):
     seed: int = pydantic.Field(default=0, description="base seed; each video samples with a seed derived from it and the video id")
     video: VideoSamplingConfig = pydantic.Field(default_factory=VideoSamplingConfig, description="frames per video and clip")
     engine: EngineSettings = pydantic.Field(default_factory=EngineSettings, description="caption engine and model")
-    build_toy_model: bool = pydantic.Field(default=False, description="build the tiny toy VLM at engine.model if the folder is missing")
+    build_toy_model: bool = pydantic.Field(default=False, description="build the tiny toy VLM at engine.model if the folder is missing (atomically, under a file lock); a folder there that is not a finished toy model is refused")
     candidates: CandidateSettings = pydantic.Field(default_factory=CandidateSettings, description="whole-video candidates")
     clips: ClipSettings = pydantic.Field(default_factory=ClipSettings, description="clip captions (the judge's references)")
     judge: JudgeConfig = pydantic.Field(default_factory=JudgeConfig, description="the LLM judge (or the offline rules judge)")

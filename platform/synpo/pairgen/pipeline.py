@@ -17,11 +17,18 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from synpo.judging.failures import JudgeUnavailable, check_failure_rate
 from synpo.pairgen.config import PairsConfig, PoolSettings
 from synpo.pairgen.decode_stage import DecodeStage
 from synpo.pairgen.inputs import read_inputs
 from synpo.pairgen.judge_stage import JudgeStage
-from synpo.pairgen.progress import check_fingerprint, completed, fingerprint, remove_orphans
+from synpo.pairgen.progress import (
+    check_fingerprint,
+    completed,
+    fingerprint,
+    release_judge_retries,
+    remove_orphans,
+)
 from synpo.pairgen.sample_stage import SampleStage
 from synpo.pairgen.summary import RunSummary, log_to_mlflow
 from synpo.pairgen.write_stage import WriteStage
@@ -62,13 +69,12 @@ def build_plan(config: PairsConfig, videos: list[dict], storage: Storage):
 
 
 def prepare_model(config: PairsConfig) -> None:
-    if Path(config.engine.model, "config.json").is_file() or "://" in config.engine.model:
+    """A finished toy model or a complete local model at ``engine.model`` (built if asked and absent), or a remote URI."""
+    if "://" in config.engine.model:
         return
-    if not config.build_toy_model:
-        raise FileNotFoundError(f"engine.model = {config.engine.model!r}: no model folder there (build_toy_model=true builds the tiny toy VLM)")
-    from synpo.toy.model import build_tiny_model
+    from synpo.toy.model import check_model_folder
 
-    build_tiny_model(config.engine.model, kind="vlm", warm_start_steps=TOY_WARM_START_STEPS)
+    check_model_folder(config.engine.model, config.build_toy_model, TOY_WARM_START_STEPS, field="engine.model")
 
 
 def run_pairs(config: PairsConfig, progress: bool = True) -> RunSummary:
@@ -79,30 +85,52 @@ def run_pairs(config: PairsConfig, progress: bool = True) -> RunSummary:
     config = config.with_absolute_paths()
     start = time.perf_counter()
     storage = Storage(config.storage)
+    storage.check_writable(config.output, "output", folder=True)
     videos = read_inputs(config.input, storage, config.prompt, config.limit)
     check_fingerprint(config, storage)
+    retried = release_judge_retries(config.output, storage)
     orphans = remove_orphans(config.output, storage)
     done = completed(config.output, storage)
     todo = [video.to_dict() for video in videos if video.video_id not in done]
     summary = RunSummary(output=config.output, videos_in=len(videos), already_done=len(videos) - len(todo), orphans_removed=len(orphans))
-    logger.info("%d videos: %d already done, %d to do; %d orphaned parts removed", len(videos), summary.already_done, len(todo), len(orphans))
+    logger.info(
+        "%d videos: %d already done, %d to do (%d whose judging failed last time); %d orphaned parts removed",
+        len(videos), summary.already_done, len(todo), len(retried), len(orphans),
+    )  # fmt: skip
+    stopped: JudgeUnavailable | None = None
     if todo:
         prepare_model(config)
         if not ray.is_initialized():
             local = {"num_cpus": config.ray.num_cpus, "include_dashboard": False} if config.ray.address is None else {}
             ray.init(address=config.ray.address, **local)
-        with tqdm(total=len(todo), desc="videos", unit="video", disable=not progress) as bar:
-            for batch in build_plan(config, todo, storage).iter_batches(batch_format="pyarrow", batch_size=None):
-                for row in batch.to_pylist():
-                    summary.add(row)
-                bar.update(batch.num_rows)
+        stopped = _generate(config, todo, storage, summary, progress)
     summary.finish(completed(config.output, storage), time.perf_counter() - start)
     summary.save(storage)
     if config.mlflow.enabled:
         params = {key: str(value)[:6000] for key, value in _flat(fingerprint(config)).items()}
         run_name = config.mlflow.run_name or f"pairs-{Path(config.output.rstrip('/')).name}"
         log_to_mlflow(summary, {**params, "input": config.input, "output": config.output}, config.mlflow.tracking_uri, config.mlflow.experiment, run_name)
+    if stopped is not None:  # after the summary: what was written is recorded, and the rerun resumes it
+        raise stopped
     return summary
+
+
+def _generate(config: PairsConfig, todo: list[dict], storage: Storage, summary: RunSummary, progress: bool) -> JudgeUnavailable | None:
+    """Stream ``todo`` through the plan into ``summary``; stops early, returning the error, once the judge is failing."""
+    first_judge_error: str | None = None
+    try:
+        with tqdm(total=len(todo), desc="videos", unit="video", disable=not progress) as bar:
+            for batch in build_plan(config, todo, storage).iter_batches(batch_format="pyarrow", batch_size=None):
+                for row in batch.to_pylist():
+                    summary.add(row)
+                    if first_judge_error is None and row["judge_retry"]:
+                        first_judge_error = row["failure_reason"]
+                bar.update(batch.num_rows)
+                check_failure_rate(config.judge, summary.judge_calls, summary.judge_failed_calls, first_judge_error, final=False)
+        check_failure_rate(config.judge, summary.judge_calls, summary.judge_failed_calls, first_judge_error, final=True)
+    except JudgeUnavailable as error:
+        return error
+    return None
 
 
 def _flat(value: dict, prefix: str = "") -> dict:

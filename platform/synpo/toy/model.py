@@ -4,13 +4,26 @@
 tokenizer, processor (image + video processors, chat template), generation config — that loads with
 ``AutoProcessor`` / ``AutoModelForImageTextToText`` (``AutoModelForCausalLM`` for ``kind="text"``)
 under ``HF_HUB_OFFLINE=1``. Weights are random but deterministic from the seed. Attention head_dim
-is 64 because the CPU build of vLLM rejects smaller heads. A folder already built with the same
-recipe is reused (``synpo_toy_model.json`` records the recipe).
+is 64 because the CPU build of vLLM rejects smaller heads.
+
+A build never leaves a half-built model where a job would pick it up: under a file lock beside the
+folder (``.<name>.lock``) it writes everything into a temporary sibling (``.<name>.building-*``),
+writes the recipe marker ``synpo_toy_model.json`` last, and only then renames the sibling into
+place. A second builder of the same folder waits on the lock, then finds the finished model and
+reuses it, as does any later build with the same recipe. :func:`check_model_folder` is the jobs'
+check of their model folder: a finished toy model, a complete user model, or build / refuse.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -26,6 +39,7 @@ from transformers import (
     Qwen2VLVideoProcessor,
 )
 
+from synpo.errors import BadArgument, ModelNotFound
 from synpo.toy.tokenizer import (
     IM_END,
     IMAGE_PAD,
@@ -36,6 +50,7 @@ from synpo.toy.tokenizer import (
     train_tokenizer,
 )
 
+logger = logging.getLogger(__name__)
 ModelKind = Literal["vlm", "text"]
 RECIPE_FILE = "synpo_toy_model.json"
 RECIPE_VERSION = 2  # 2: the warm start also teaches retrospective refinement
@@ -76,26 +91,108 @@ def _recipe(kind: ModelKind, seed: int, warm_start_steps: int) -> dict:
     }
 
 
+def toy_recipe(path: str | Path) -> dict | None:
+    """The recipe of the finished toy model at ``path``, or None (no folder, a half-built one, or another model)."""
+    recipe_path = Path(path) / RECIPE_FILE
+    return json.loads(recipe_path.read_text()) if recipe_path.is_file() else None
+
+
 def is_built(out: str | Path, kind: ModelKind, seed: int, warm_start_steps: int = 0) -> bool:
-    recipe_path = Path(out) / RECIPE_FILE
-    return recipe_path.is_file() and json.loads(recipe_path.read_text()) == _recipe(kind, seed, warm_start_steps)
+    return toy_recipe(out) == _recipe(kind, seed, warm_start_steps)
+
+
+def has_weights(path: str | Path) -> bool:
+    """Whether the model folder holds weights: ``*.safetensors`` / ``*.bin`` files or their index json."""
+    folder = Path(path)
+    return any(folder.glob("*.safetensors")) or any(folder.glob("*.bin")) or any(folder.glob("*.index.json"))
+
+
+def check_model_folder(path: str, build_toy_model: bool, warm_start_steps: int, field: str) -> None:
+    """The jobs' check of their model folder ``path`` (the config field ``field``): use it, build it, or refuse.
+
+    ``build_toy_model=True``: a finished toy model is used (whatever its warm start); no folder gets the
+    toy VLM built (warm-started ``warm_start_steps``), as does an empty one; a folder without the recipe marker is refused —
+    an interrupted toy build or someone else's model. ``build_toy_model=False``: the folder must be a
+    complete Hugging Face model (``config.json`` and weights).
+    """
+    folder = Path(path)
+    if build_toy_model:
+        if toy_recipe(folder) is not None:
+            return
+        if folder.exists() and any(folder.iterdir()):
+            raise ModelNotFound(
+                f"{field} = {path!r} holds no finished toy model (an interrupted toy build, or another model): "
+                "delete it to rebuild the toy model, or set build_toy_model=false to use it as your own model"
+            )
+        build_tiny_model(folder, kind="vlm", warm_start_steps=warm_start_steps)
+        return
+    if not (folder / "config.json").is_file():
+        raise ModelNotFound(f"{field} = {path!r}: no model there (no config.json; set build_toy_model=true to build the tiny toy VLM)")
+    if not has_weights(folder):
+        raise ModelNotFound(
+            f"{field} = {path!r} has config.json but no weights (*.safetensors, *.bin or their index json): "
+            "a half-written model folder; copy or save the model there again"
+        )
+
+
+@contextmanager
+def _build_lock(out: Path) -> Iterator[None]:
+    """Hold the exclusive lock on building ``out`` (a second builder blocks here until the first is done)."""
+    with open(out.parent / f".{out.name}.lock", "w") as lock_file:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.info("waiting for another build of %s to finish", out)
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+        yield  # the lock goes with the file's close, also when the process dies
 
 
 def build_tiny_model(
     out: str | Path, kind: ModelKind = "vlm", seed: int = 0, force: bool = False, warm_start_steps: int = 0
 ) -> Path:
-    """Write the tiny model folder to ``out`` (reused if already built with this recipe); returns its path.
+    """Build the tiny model folder at ``out`` (reused if already built with this recipe); returns its path.
 
     ``warm_start_steps > 0`` (VLM only) then fine-tunes it on toy-world captions
     (:func:`synpo.toy.warmstart.warm_start`) so it writes caption-like text instead of token soup.
+    A finished toy model of another recipe is replaced; a folder that holds no finished toy model
+    (an interrupted build, or another model) is refused unless ``force``.
     """
     out = Path(out)
     if warm_start_steps and kind != "vlm":
-        raise ValueError(f"warm start is for the video model; kind={kind!r} takes warm_start_steps=0, got {warm_start_steps}")
+        raise BadArgument(f"warm start is for the video model; kind={kind!r} takes warm_start_steps=0, got {warm_start_steps}")
     if not force and is_built(out, kind, seed, warm_start_steps):
-        return out
-    (out / RECIPE_FILE).unlink(missing_ok=True)  # a half-built folder must never look finished
-    out.mkdir(parents=True, exist_ok=True)
+        return out  # the marker is only ever in a finished folder, so no lock is needed to reuse it
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _build_lock(out):
+        recipe = toy_recipe(out)
+        if not force and recipe == _recipe(kind, seed, warm_start_steps):
+            return out
+        if not force and recipe is None and out.exists() and any(out.iterdir()):  # an empty folder is fine to build into
+            raise ModelNotFound(
+                f"{str(out)!r} holds no finished toy model (an interrupted build, or another model): "
+                "delete it, or rebuild it with `synpo toy model --force`"
+            )
+        for stale in [*out.parent.glob(f".{out.name}.building-*"), *out.parent.glob(f".{out.name}.trash-*")]:
+            shutil.rmtree(stale)  # left by a builder that was killed; we hold the lock, so it is not running
+        building = out.parent / f".{out.name}.building-{uuid.uuid4().hex[:8]}"
+        building.mkdir()
+        try:
+            _write_model(building, kind, seed, warm_start_steps)
+            if out.exists():
+                trash = out.parent / f".{out.name}.trash-{uuid.uuid4().hex[:8]}"
+                os.rename(out, trash)
+                os.rename(building, out)
+                shutil.rmtree(trash)
+            else:
+                os.rename(building, out)
+        finally:
+            if building.exists():
+                shutil.rmtree(building)
+    return out
+
+
+def _write_model(out: Path, kind: ModelKind, seed: int, warm_start_steps: int) -> None:
+    """Write the whole model folder into the (new, empty) folder ``out``, the recipe marker last."""
     tokenizer = train_tokenizer()
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in (IM_END, PAD_TOKEN, VISION_START, VISION_END, IMAGE_PAD, VIDEO_PAD)}
     text = _text_settings(len(tokenizer), bos_id=ids[PAD_TOKEN], eos_id=ids[IM_END], pad_id=ids[PAD_TOKEN])
@@ -145,4 +242,3 @@ def build_tiny_model(
 
         warm_start(out, steps=warm_start_steps, seed=seed)
     (out / RECIPE_FILE).write_text(json.dumps(_recipe(kind, seed, warm_start_steps), indent=1))
-    return out

@@ -114,7 +114,7 @@ class TrainConfig(StrictModel):
     val_pairs: str | None = pydantic.Field(default=None, description="validation pairs (None = split val_fraction off pairs)")
     val_fraction: float = pydantic.Field(default=0.1, ge=0, lt=1, description="share of pairs held out when val_pairs is None")
     model: str = pydantic.Field(default="runs/models/tiny-vlm", description="local Hugging Face model folder")
-    build_toy_model: bool = pydantic.Field(default=False, description="build the tiny toy VLM at `model` if the folder is missing")
+    build_toy_model: bool = pydantic.Field(default=False, description="build the tiny toy VLM at `model` if the folder is missing (atomically, under a file lock); a folder there that is not a finished toy model is refused")
     objective: str = pydantic.Field(default="synpo", description=f"one of: {', '.join(OBJECTIVES)}")
     hyperparameters: dict[str, float | str] = pydantic.Field(
         default_factory=dict, description="objective hyperparameters overriding its defaults (e.g. {alpha: 30, beta: 0.2})"

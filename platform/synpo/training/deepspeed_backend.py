@@ -4,11 +4,41 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import deepspeed
 import torch
+from deepspeed.runtime.checkpoint_engine import TorchCheckpointEngine
+from deepspeed.runtime.fp16.loss_scaler import LossScaler
+from deepspeed.runtime.zero.config import ZeroStageEnum
+from deepspeed.utils.tensor_fragment import fragment_address
 
 from synpo.training.config import TrainConfig
 
 CHECKPOINT_TAG = "state"
+
+# The only non-tensor classes in the checkpoints ``DeepSpeedBackend.save`` writes (ZeRO 0-3, fp32 or
+# bf16; found with ``torch.serialization.get_unsafe_globals_in_checkpoint``), all in the ZeRO
+# ``*optim_states.pt`` files. Unpickling builds each from plain data and runs none of its code:
+CHECKPOINT_CLASSES = [
+    LossScaler,  # static loss scale: object.__new__ + __dict__.update (no __new__/__setstate__ of its own)
+    ZeroStageEnum,  # int Enum: ZeroStageEnum(2) is a member lookup
+    fragment_address,  # dataclass of two ints (numel, start): object.__new__ + __dict__.update
+]
+
+
+class WeightsOnlyCheckpointEngine(TorchCheckpointEngine):
+    """DeepSpeed's torch checkpoint engine, loading with ``torch.load(weights_only=True)``.
+
+    Checkpoints can come from shared storage (``s3://``), and DeepSpeed's own engine loads them with
+    ``weights_only=False``: a full unpickler, so a crafted file runs any code it names (a ``__reduce__``
+    returning ``(os.system, ("...",))``). The weights-only unpickler builds tensors, Python containers
+    and primitives, and only the classes in :data:`CHECKPOINT_CLASSES`; anything else is an
+    ``UnpicklingError`` before any of it is called. Those classes are allowed for this load only
+    (``safe_globals`` as a context manager), not process-wide. Saving is DeepSpeed's, unchanged.
+    """
+
+    def load(self, path: str, map_location=None):
+        with torch.serialization.safe_globals(CHECKPOINT_CLASSES):
+            return torch.load(path, map_location=map_location, weights_only=True)
 
 
 def deepspeed_config(config: TrainConfig, world_size: int, use_bf16: bool) -> dict:
@@ -31,8 +61,6 @@ class DeepSpeedBackend:
     accumulation steps, reduces gradients across workers, clips and steps at the accumulation boundary."""
 
     def __init__(self, model: torch.nn.Module, optimizer, scheduler, config: TrainConfig, world_size: int, use_bf16: bool):
-        import deepspeed
-
         self.engine, _, _, _ = deepspeed.initialize(
             model=model,
             optimizer=optimizer,
@@ -40,6 +68,10 @@ class DeepSpeedBackend:
             config=deepspeed_config(config, world_size, use_bf16),
             dist_init_required=False,
         )
+        # Every file load_checkpoint reads (model states, ZeRO optimizer shards) goes through this
+        # engine; our config sets no checkpoint writer, so DeepSpeed built a TorchCheckpointEngine from
+        # the same DeepSpeedConfig, and the replacement saves exactly as it did.
+        self.engine.checkpoint_engine = WeightsOnlyCheckpointEngine(self.engine._config)
         self.scheduler = scheduler
 
     def backward(self, loss: torch.Tensor, accumulation_steps: int) -> None:
@@ -60,4 +92,5 @@ class DeepSpeedBackend:
         self.engine.save_checkpoint(str(folder), tag=CHECKPOINT_TAG, exclude_frozen_parameters=True)
 
     def load(self, folder: Path) -> None:
+        """All ranks: what :meth:`save` wrote, unpickled weights-only (see :class:`WeightsOnlyCheckpointEngine`)."""
         self.engine.load_checkpoint(str(folder), tag=CHECKPOINT_TAG, load_module_strict=False)

@@ -22,7 +22,13 @@ from synpo.toy.videos import DEFAULT_PROMPT
 from synpo.training.config import TrainConfig
 from synpo.training.data import load_splits
 from synpo.training.plots import plot_training_curves
-from synpo.training.worker import ADAPTER_DIR, STATE_FILE, steps_per_epoch, train_loop_per_worker
+from synpo.training.worker import (
+    ADAPTER_DIR,
+    STATE_FILE,
+    WorkerLoopConfig,
+    steps_per_epoch,
+    train_loop_per_worker,
+)
 
 RUN_NAME_TAG = "synpo.run_name"
 TOY_WARM_START_STEPS = 300
@@ -51,6 +57,7 @@ def validate_before_ray(config: TrainConfig) -> None:
     """Fail fast on what would otherwise fail inside the workers."""
     if not config.pairs:
         raise ConfigError("pairs: required — give the preference pairs, e.g. pairs=runs/demo/pairs.parquet")
+    Storage(config.storage).check_writable(config.run.storage_path, "run.storage_path", folder=True)
     train_rows, _ = load_splits(config.pairs, config.val_pairs, config.val_fraction, config.seed, Storage(config.storage))
     rows_per_step = config.optim.micro_batch_size * config.accumulation_steps
     if steps_per_epoch(len(train_rows), config.scaling.num_workers, rows_per_step) < 1:
@@ -58,12 +65,9 @@ def validate_before_ray(config: TrainConfig) -> None:
             f"pairs = {config.pairs!r}: {len(train_rows)} training pairs are fewer than one optimizer step needs "
             f"(effective_batch_size {config.optim.effective_batch_size}); lower optim.effective_batch_size"
         )
-    if not Path(config.model, "config.json").is_file():
-        if not config.build_toy_model:
-            raise ConfigError(f"model = {config.model!r}: no model folder there (set build_toy_model=true to build the tiny toy VLM)")
-        from synpo.toy.model import build_tiny_model
+    from synpo.toy.model import check_model_folder
 
-        build_tiny_model(config.model, kind="vlm", warm_start_steps=TOY_WARM_START_STEPS)
+    check_model_folder(config.model, config.build_toy_model, TOY_WARM_START_STEPS, field="model")
 
 
 def _mlflow_run(config: TrainConfig) -> str:
@@ -125,7 +129,10 @@ def run_training(config: TrainConfig) -> JobResult:
     storage_path, storage_filesystem = _ray_storage(config)
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"config": config.model_dump(mode="json"), "mlflow_run_id": run_id},
+        # The S3 secret goes as the StorageConfig object, never as a string: see WorkerLoopConfig.
+        train_loop_config=WorkerLoopConfig(
+            config=config.model_dump(mode="json", exclude={"storage"}), storage=config.storage, mlflow_run_id=run_id
+        ),
         torch_config=TorchConfig(backend="nccl" if config.scaling.use_gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(
             num_workers=config.scaling.num_workers, use_gpu=config.scaling.use_gpu, resources_per_worker={"CPU": config.scaling.cpus_per_worker}

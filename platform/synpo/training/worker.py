@@ -15,12 +15,13 @@ import random
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any, TypedDict
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from synpo.storage import Storage
+from synpo.storage import Storage, StorageConfig
 from synpo.training.backend import TorchBackend, make_optimizer
 from synpo.training.collate import PairCollator
 from synpo.training.config import TrainConfig
@@ -95,12 +96,28 @@ def save_adapter(model: torch.nn.Module, folder: Path, rank: int, zero_stage: in
         model.save_pretrained(folder)
 
 
-def train_loop_per_worker(loop_config: dict) -> None:
-    """Ray Train entry point. ``loop_config``: ``{"config": TrainConfig as JSON, "mlflow_run_id": str | None}``."""
+class WorkerLoopConfig(TypedDict):
+    """What the driver hands every worker as Ray's ``train_loop_config``.
+
+    ``config`` is JSON, but JSON renders ``SecretStr`` as ``**********``, so the storage section
+    (with the S3 secret) is left out of it and travels as the :class:`StorageConfig` object itself:
+    pickled in memory to the workers, the secret intact. Ray Train also keeps a JSON-ish record of
+    ``train_loop_config`` (its run-state actor, which the dashboard serves and the export API writes to
+    ``logs/export_events`` when enabled): plain strings go in verbatim, other objects as ``str(obj)``,
+    where pydantic masks the secret. So a secret must never travel here as a plain string.
+    """
+
+    config: dict[str, Any]  # TrainConfig.model_dump(mode="json", exclude={"storage"})
+    storage: StorageConfig
+    mlflow_run_id: str | None
+
+
+def train_loop_per_worker(loop_config: WorkerLoopConfig) -> None:
+    """Ray Train entry point: the validated config with its storage section (secret included) put back."""
     import ray.train
     import ray.train.torch
 
-    config = TrainConfig.model_validate(loop_config["config"])
+    config = TrainConfig.model_validate({**loop_config["config"], "storage": loop_config["storage"]})
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device() if config.scaling.use_gpu else torch.device("cpu")
@@ -171,7 +188,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
         accumulation_steps=accumulation,
         total_steps=total_steps,
         device=device,
-        log=MlflowStepLogger(config.mlflow.tracking_uri, loop_config.get("mlflow_run_id"), world) if rank == 0 else (lambda metrics, step: None),
+        log=MlflowStepLogger(config.mlflow.tracking_uri, loop_config["mlflow_run_id"], world) if rank == 0 else (lambda metrics, step: None),
         reduce=make_reducer(device),
         checkpoint=save_checkpoint,
         isolate_gradient_split=config.deepspeed.enabled,

@@ -1,0 +1,123 @@
+"""DeepSpeed checkpoints load weights-only: a ZeRO round trip restores the training state; a crafted
+file in the checkpoint folder is refused before any of its code runs.
+
+Single process on CPU: DeepSpeed over a one-rank gloo process group, the tiny Qwen2 text model with LoRA.
+"""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+from pathlib import Path
+
+import deepspeed
+import pytest
+import torch
+
+from synpo.judging.loopback_server import free_port
+from synpo.training.backend import make_optimizer
+from synpo.training.config import DeepSpeedSettings, LoraSettings, OptimSettings, ScalingSettings, TrainConfig
+from synpo.training.deepspeed_backend import CHECKPOINT_TAG, DeepSpeedBackend
+from synpo.training.model import add_lora, load_base, trainable_parameters
+
+STEPS = 3
+
+
+@pytest.fixture(scope="module")
+def process_group():
+    """A one-rank gloo process group, as ``deepspeed.initialize(dist_init_required=False)`` expects."""
+    single_rank = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"}
+    with pytest.MonkeyPatch.context() as environment:
+        for name, value in single_rank.items():
+            environment.setenv(name, value)
+        deepspeed.init_distributed(dist_backend="gloo")
+        yield
+        deepspeed.comm.destroy_process_group()
+
+
+def train_config(zero_stage: int) -> TrainConfig:
+    return TrainConfig(
+        pairs="unused",
+        scaling=ScalingSettings(num_workers=1),
+        deepspeed=DeepSpeedSettings(zero_stage=zero_stage),
+        lora=LoraSettings(rank=4, alpha=8, dropout=0.0),
+        optim=OptimSettings(learning_rate=1e-2, warmup_ratio=0.5, effective_batch_size=2, micro_batch_size=2, max_steps=8),
+    )
+
+
+def lora_backend(model_dir: Path, zero_stage: int, seed: int) -> DeepSpeedBackend:
+    """A fresh LoRA model wrapped by DeepSpeed; ``seed`` decides the LoRA A matrices (B starts at zero)."""
+    torch.manual_seed(seed)
+    base, _ = load_base(model_dir)
+    model = add_lora(base, LoraSettings(rank=4, alpha=8, dropout=0.0))
+    config = train_config(zero_stage)
+    optimizer, scheduler = make_optimizer([parameter for _, parameter in trainable_parameters(model)], config.optim, total_steps=8)
+    return DeepSpeedBackend(model, optimizer, scheduler, config, world_size=1, use_bf16=False)
+
+
+def training_state(backend: DeepSpeedBackend) -> dict[str, torch.Tensor]:
+    """The trainable weights (gathered, for ZeRO-3) and the AdamW moments of the fp32 master partitions."""
+    engine = backend.engine
+    named = [(name, parameter) for name, parameter in engine.module.named_parameters() if parameter.requires_grad]
+    with deepspeed.zero.GatheredParameters([parameter for _, parameter in named]):
+        state = {name: parameter.detach().clone() for name, parameter in named}
+    for index, moments in enumerate(engine.optimizer.optimizer.state.values()):
+        for key in ("exp_avg", "exp_avg_sq", "step"):
+            state[f"optimizer.{index}.{key}"] = moments[key].clone()
+    return state
+
+
+def train_and_save(model_dir: Path, zero_stage: int, folder: Path) -> tuple[DeepSpeedBackend, dict[str, torch.Tensor]]:
+    backend = lora_backend(model_dir, zero_stage, seed=0)
+    vocab_size = backend.engine.module.config.vocab_size
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(STEPS):
+        input_ids = torch.randint(vocab_size, (2, 12), generator=generator)  # (B, T)
+        backend.backward(backend.engine(input_ids=input_ids, labels=input_ids).loss, accumulation_steps=1)
+    backend.save(folder)
+    return backend, training_state(backend)
+
+
+@pytest.mark.parametrize("zero_stage", [2, 3])
+def test_round_trip_restores_lora_weights_optimizer_and_schedule(process_group, tiny_text_lm, tmp_path, zero_stage):
+    trained, expected = train_and_save(tiny_text_lm, zero_stage, tmp_path)
+    assert any("lora_B" in name and bool(tensor.abs().sum() > 0) for name, tensor in expected.items())  # it learned something
+    assert any(name.startswith("optimizer.") for name in expected)
+
+    restored = lora_backend(tiny_text_lm, zero_stage, seed=1)  # other LoRA A matrices, B zero, no optimizer state
+    fresh = training_state(restored)
+    assert not any(name.startswith("optimizer.") for name in fresh)
+    assert all(not torch.equal(fresh[name], expected[name]) for name in fresh if "lora_" in name)
+    restored.load(tmp_path)
+    state = training_state(restored)
+    assert state.keys() == expected.keys()
+    for name, tensor in expected.items():
+        assert torch.equal(state[name], tensor), name
+    assert restored.engine.global_steps == STEPS and restored.learning_rate == trained.learning_rate
+
+
+class RunsCodeWhenUnpickled:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.fixture(scope="module")
+def zero2_checkpoint(process_group, tiny_text_lm, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("zero2-checkpoint")
+    train_and_save(tiny_text_lm, 2, folder)
+    return folder
+
+
+@pytest.mark.parametrize("crafted_file", ["mp_rank_00_model_states.pt", "zero_pp_rank_0_mp_rank_00_optim_states.pt"])
+def test_a_crafted_checkpoint_file_is_refused_without_running_its_code(zero2_checkpoint, tiny_text_lm, tmp_path, crafted_file):
+    """The model states are read first, the ZeRO optimizer shard after them: both go through the safe engine."""
+    folder = shutil.copytree(zero2_checkpoint, tmp_path / "checkpoint")
+    marker = tmp_path / "code-ran"
+    torch.save(RunsCodeWhenUnpickled(marker), folder / CHECKPOINT_TAG / crafted_file)
+    backend = lora_backend(tiny_text_lm, 2, seed=1)
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        backend.load(folder)
+    assert not marker.exists()
