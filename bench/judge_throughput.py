@@ -13,7 +13,7 @@ server share the CPU; a real judge server runs elsewhere. Last, bare POSTs at co
 ``httpx.AsyncClient`` and ``aiohttp.ClientSession``: why the client uses aiohttp.
 
 Part 2: the rules judge's ranking of toy-world captions against the truth
-(:mod:`synpo.judging.toy_check`): how often its chosen candidate is the true caption, and how often
+(:mod:`synpo.toy.judge_check`): how often its chosen candidate is the true caption, and how often
 its rejected one is.
 """
 
@@ -28,9 +28,9 @@ import httpx
 
 from synpo.judging import Judge, JudgeConfig, JudgeInput
 from synpo.judging.client import ChatClient
-from synpo.judging.loopback_server import FaultPlan, loopback_server_process
 from synpo.judging.prompts import factuality_messages
-from synpo.judging.toy_check import toy_judge_inputs, toy_ranking_rates
+from synpo.testing.loopback_server import FaultPlan, loopback_server_process
+from synpo.toy.judge_check import toy_judge_inputs, toy_ranking_rates
 
 
 async def client_rate(config: JudgeConfig, calls: int, clip_captions: list[str], caption: str) -> tuple[float, int]:

@@ -31,10 +31,10 @@ import ray
 
 from synpo.config.loader import load_config
 from synpo.judging.judge import Judge
-from synpo.judging.loopback_server import FaultPlan, LoopbackJudgeServer
 from synpo.judging.results import JudgeInput
 from synpo.pairgen.config import PairsConfig
 from synpo.pairgen.pipeline import run_pairs
+from synpo.testing.loopback_server import FaultPlan, LoopbackJudgeServer
 from synpo.toy.model import build_tiny_model
 from synpo.toy.videos import ToyVideoSpec, write_toy_videos
 

@@ -44,7 +44,7 @@ def main() -> None:
         tracking = f"sqlite:///{work / 'mlflow.db'}"
         common = [
             f"pairs={work / 'pairs.parquet'}", f"model={model}", f"run.storage_path={work / 'ray'}",
-            f"mlflow.tracking_uri={tracking}", "mlflow.registered_model=null", "val_fraction=0.2",
+            f"mlflow.tracking_uri={tracking}", "registry.model_name=null", "val_fraction=0.2",
             "optim.epochs=2", "diagnostics.grad_norm_every_steps=0",
         ]
         ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)

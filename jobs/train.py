@@ -11,7 +11,7 @@ On one machine, no GPU (2 CPU workers, the tiny toy VLM, local MLflow):
 Every config field can be overridden with ``key=value`` (``synpo config show train`` lists them all).
 The run logs params, per-step metrics and the Fig.-3 curves to MLflow, checkpoints to
 ``run.storage_path`` (rerunning with the same ``run.name`` resumes), and registers the best epoch's
-model as a new version of ``mlflow.registered_model``.
+model as a new version of ``registry.model_name``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(
         f"done: {result.steps} steps, best epoch {result.best_epoch} ({config.best_metric} = {result.best_value}); "
-        f"MLflow run {result.mlflow_run_id}; registered {config.mlflow.registered_model} version {result.model_version}; "
+        f"MLflow run {result.mlflow_run_id}; registered {config.registry.model_name} version {result.model_version}; "
         f"best adapter {result.best_adapter}"
     )
     return 0

@@ -307,6 +307,26 @@ class Storage:
             raise StorageError(f"listing {prefix!r} failed: {error}") from error
         return [join_uri(prefix, name) for name in sorted(names) if keep(name)]
 
+    def download(self, uri: str, path: str | Path) -> None:
+        """Copy the object at ``uri`` to the local file ``path``, streamed (multipart on S3: model shards are GBs)."""
+        location = parse_uri(uri)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if location.scheme == "file":
+            import shutil
+
+            shutil.copyfile(location.path, path)
+            return
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._s3().download_file(location.bucket, location.key, str(path))
+        except ClientError as error:
+            if self._is_missing(error):
+                raise ObjectNotFound(f"no object at {uri!r}") from None
+            raise StorageError(f"downloading {uri!r} failed: {error}") from error
+        except BotoCoreError as error:
+            raise StorageError(f"downloading {uri!r} failed: {error}") from error
+
     def check_writable(self, uri: str, what: str, folder: bool) -> None:
         """Fail now, before any work is paid for, if ``uri`` cannot take an output: ``what`` names the setting
         in the message. Locally: a file where a folder is wanted (or the reverse), a parent that is a file,

@@ -42,7 +42,7 @@ def test_caption_reports_a_bad_video_clearly(tmp_path, tiny_vlm, capsys):
 def test_caption_reports_a_missing_model(tmp_path, toy_video_dir, capsys):
     video = toy_video_dir / "toy-0007-00000.mp4"
     assert main(["caption", "--model", str(tmp_path / "nomodel"), "--video", str(video)]) == 2
-    assert "is not a model folder" in capsys.readouterr().err
+    assert f"engine.model = {str(tmp_path / 'nomodel')!r}: no model folder there" in capsys.readouterr().err
 
 
 def test_console_script_captions_a_video(tiny_vlm, toy_video_dir):

@@ -1,8 +1,9 @@
 import pydantic
 import pytest
 
+from synpo.cli.caption import CaptionConfig
+from synpo.cli.config_cmd import JOB_CONFIGS
 from synpo.config.base import StrictModel
-from synpo.config.jobs import JOB_CONFIGS, CaptionConfig
 from synpo.config.loader import ConfigError, load_config, parse_override
 from synpo.config.render import render_config
 

@@ -42,7 +42,7 @@ def job_setup(tmp_path_factory, warm_vlm):
         f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}",
         f"mlflow.artifact_location={root / 'mlartifacts'}",
         "mlflow.experiment=tests",
-        "mlflow.registered_model=tiny-captioner",
+        "registry.model_name=tiny-captioner",
         "val_fraction=0.25",
     ]
     return root, overrides
@@ -138,9 +138,9 @@ def test_killed_worker_resumes_from_checkpoint_and_matches_uninterrupted_run(job
 @pytest.mark.ray
 def test_rerun_with_the_same_name_continues_at_the_next_epoch(job_setup, ray_cluster):
     root, overrides = job_setup
-    first = run_training([*overrides, "run.name=resumable", "optim.epochs=1", "mlflow.registered_model=null"])
+    first = run_training([*overrides, "run.name=resumable", "optim.epochs=1", "registry.model_name=null"])
     assert first.steps == 3
-    second = run_training([*overrides, "run.name=resumable", "optim.epochs=2", "mlflow.registered_model=null"])
+    second = run_training([*overrides, "run.name=resumable", "optim.epochs=2", "registry.model_name=null"])
     assert second.steps == 6 and second.mlflow_run_id == first.mlflow_run_id
     client = mlflow.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     steps = [metric.step for metric in client.get_metric_history(first.mlflow_run_id, "loss")]
@@ -152,7 +152,7 @@ def test_rerun_with_the_same_name_continues_at_the_next_epoch(job_setup, ray_clu
 @pytest.mark.ray
 def test_zero3_runs(job_setup, ray_cluster):
     _, overrides = job_setup
-    result = run_training([*overrides, "run.name=zero3", "deepspeed.zero_stage=3", "optim.epochs=1", "mlflow.registered_model=null"])
+    result = run_training([*overrides, "run.name=zero3", "deepspeed.zero_stage=3", "optim.epochs=1", "registry.model_name=null"])
     assert result.steps == 3
 
 

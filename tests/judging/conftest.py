@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from synpo.judging.loopback_server import FaultPlan, LoopbackJudgeServer
+from synpo.testing.loopback_server import FaultPlan, LoopbackJudgeServer
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from synpo.judging import JudgeConfig
-from synpo.judging.loopback_server import LoopbackJudgeServer
+from synpo.testing.loopback_server import LoopbackJudgeServer
 
 
 def openai_config(server: LoopbackJudgeServer | str, **fields) -> JudgeConfig:

@@ -7,8 +7,8 @@ import asyncio
 from judge_servers import openai_config
 
 from synpo.judging import Judge, JudgementCache
-from synpo.judging.loopback_server import FaultPlan
-from synpo.judging.toy_check import toy_judge_inputs
+from synpo.testing.loopback_server import FaultPlan
+from synpo.toy.judge_check import toy_judge_inputs
 
 
 def judge_with_cache(config, videos, cache: JudgementCache) -> list:

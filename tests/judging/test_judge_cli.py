@@ -11,8 +11,8 @@ import pytest
 from synpo.cli import judge_cmd
 from synpo.cli.judge_cmd import JudgeInputError, default_cache_uri, read_judge_inputs
 from synpo.judging import VideoJudgement
-from synpo.judging.loopback_server import FaultPlan
-from synpo.judging.toy_check import toy_judge_inputs
+from synpo.testing.loopback_server import FaultPlan
+from synpo.toy.judge_check import toy_judge_inputs
 
 
 def run_cli(argv: list[str]) -> int:
@@ -70,10 +70,10 @@ def verdicts_without_costs(text: str) -> list[dict]:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('{"id": "a", "prompt": "p", "candidates": ["x"], "clip_captions": ["y"]}\nnot json\n', "in.jsonl line 2: not valid JSON"),
-        ('{"prompt": "p", "candidates": ["x"], "clip_captions": ["y"]}\n', "in.jsonl line 1: expected an object with id"),
-        ('{"id": "a", "prompt": "p", "candidates": [], "clip_captions": ["y"]}\n', "in.jsonl line 1 (id 'a'): candidates: List should have at least 1 item"),
-        ('{"id": "a", "prompt": "p", "candidates": ["x"]}\n', "in.jsonl line 1 (id 'a'): clip_captions: Field required"),
+        ('{"id": "a", "prompt": "p", "candidates": ["x"], "clip_captions": ["y"]}\nnot json\n', "in.jsonl: line 2 is not valid JSON"),
+        ('{"prompt": "p", "candidates": ["x"], "clip_captions": ["y"]}\n', "in.jsonl: line 1: expected an object with id"),
+        ('{"id": "a", "prompt": "p", "candidates": [], "clip_captions": ["y"]}\n', "in.jsonl: line 1 (id 'a'): candidates: List should have at least 1 item"),
+        ('{"id": "a", "prompt": "p", "candidates": ["x"]}\n', "in.jsonl: line 1 (id 'a'): clip_captions: Field required"),
         ('{"id": "a", "prompt": "p", "candidates": ["x"], "clip_captions": ["y"], "extra": 1}\n', "extra: Extra inputs are not permitted"),
         ('{"id": "a", "prompt": "p", "candidates": ["x"], "clip_captions": ["y"]}\n' * 2, "line 2: id 'a' already used on line 1"),
         ("\n", "in.jsonl holds no rows"),

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from test_judge_cli import run_cli, write_candidates
 
-from synpo.judging.loopback_server import FaultPlan, free_port
+from synpo.testing.loopback_server import FaultPlan, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 ANSWERED_BEFORE_HOLD = 23  # 6 videos x 9 calls = 54 calls; the server answers 23, then holds every request

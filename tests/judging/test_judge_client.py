@@ -11,8 +11,8 @@ import pytest
 from judge_servers import openai_config
 
 from synpo.judging.client import CallResult, ChatClient
-from synpo.judging.loopback_server import FaultPlan, free_port
 from synpo.judging.prompts import fidelity_messages
+from synpo.testing.loopback_server import FaultPlan, free_port
 
 PROMPT = "Describe this video in detail: the subject matter, the setting, and what happens over time, in order."
 CAPTION = "A small red circle moves left across a plain black background, then a blue square appears at the top."

@@ -6,7 +6,7 @@ import asyncio
 
 from synpo.judging import Judge, JudgeConfig, JudgeInput
 from synpo.judging.rules import content_terms, score_consistency, score_factuality, score_fidelity, stem
-from synpo.judging.toy_check import toy_ranking_rates
+from synpo.toy.judge_check import toy_ranking_rates
 
 PROMPT = "Describe this video in detail: the subject matter, the setting, and what happens over time, in order."
 CLIPS = [

@@ -13,8 +13,8 @@ from synpo.config.loader import ConfigError
 from synpo.judging import Judge, JudgeConfig
 from synpo.judging.cache import JudgementCache
 from synpo.judging.client import ChatClient, redact
-from synpo.judging.loopback_server import FaultPlan
-from synpo.judging.toy_check import toy_judge_inputs
+from synpo.testing.loopback_server import FaultPlan
+from synpo.toy.judge_check import toy_judge_inputs
 
 KEY = "sk-test-6f1d0c9a-never-print-me"
 

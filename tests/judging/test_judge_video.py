@@ -8,8 +8,8 @@ import json
 from judge_servers import openai_config
 
 from synpo.judging import PROMPT_VERSION, Judge, JudgeConfig, JudgeInput
-from synpo.judging.loopback_server import FaultPlan
-from synpo.judging.toy_check import toy_judge_inputs
+from synpo.testing.loopback_server import FaultPlan
+from synpo.toy.judge_check import toy_judge_inputs
 
 
 def judge_all(config: JudgeConfig, videos: list[JudgeInput]) -> list:

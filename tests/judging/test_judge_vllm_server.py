@@ -39,8 +39,8 @@ import pytest
 
 from synpo.judging import Judge, JudgeConfig, JudgeInput
 from synpo.judging.client import ChatClient
-from synpo.judging.loopback_server import free_port
 from synpo.judging.prompts import factuality_messages
+from synpo.testing.loopback_server import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SERVED_MODEL = "tiny-text"

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import httpx
+import json
 
-from synpo.judging.loopback_app import judge_reply
-from synpo.judging.loopback_server import FaultPlan, loopback_server_process
-from synpo.judging.prompts import (
-    PROMPT_VERSION,
-    consistency_messages,
-    factuality_messages,
-    fidelity_messages,
-    parse_user_message,
-)
+import httpx
+from judge_servers import openai_config
+
+from synpo.judging.client import ChatClient
+from synpo.judging.prompts import PROMPT_VERSION, consistency_messages, factuality_messages, fidelity_messages
+from synpo.testing.judge_requests import parse_user_message
+from synpo.testing.loopback_app import judge_reply
+from synpo.testing.loopback_server import FaultPlan, loopback_server_process
 
 
 def post(base_url: str, messages: list[dict]) -> httpx.Response:
@@ -25,7 +24,8 @@ def test_prompts_round_trip_through_the_server_parser():
     assert parse_user_message(fidelity_messages("Describe it.", candidate)[-1]["content"]) == ("c2", {"prompt": "Describe it.", "candidate": candidate})
     assert parse_user_message(consistency_messages(["a", "", "c"])[-1]["content"]) == ("c3", {"candidates": ["a", "", "c"]})
     assert len(PROMPT_VERSION) == 12
-    reply = judge_reply(consistency_messages(["a red circle", "a red circle", "a blue square"])[-1]["content"])
+    assert parse_user_message(fidelity_messages("p", "c")[-1]["content"], "c2") == ("c2", {"prompt": "p", "candidate": "c"})
+    reply = judge_reply(*parse_user_message(consistency_messages(["a red circle", "a red circle", "a blue square"])[-1]["content"]))
     assert set(reply) == {"reasoning", "the score of caption 1", "the score of caption 2", "the score of caption 3"}
 
 
@@ -39,6 +39,22 @@ def test_openai_response_format_and_counters(judge_server):
     stats = server.stats()
     assert stats["requests"] == 1 and stats["criteria"] == {"c2": 1} and len(stats["body_hashes"]) == 1
     assert httpx.get(server.base_url.removesuffix("/v1") + "/stats", trust_env=False).json()["requests"] == 1
+
+
+def test_criterion_comes_from_the_json_schema_name(judge_server):
+    """The client names each criterion's schema; the server reads the criterion from that name, not from the prompt."""
+    server = judge_server()
+    client = ChatClient(openai_config(server))
+    body = client.request_body(consistency_messages(["a red circle", "a red circle", "a blue square"]), "c3", num_candidates=3)
+    response = httpx.post(f"{server.base_url}/chat/completions", json=body, trust_env=False, timeout=10)
+    assert response.status_code == 200 and server.stats()["criteria"] == {"c3": 1}
+    assert set(json.loads(response.json()["choices"][0]["message"]["content"])) == {"reasoning", *(f"the score of caption {n}" for n in (1, 2, 3))}
+    mismatched = client.request_body(fidelity_messages("Describe it.", "a red circle"), "c1")  # a C1 schema on a C2 prompt
+    response = httpx.post(f"{server.base_url}/chat/completions", json=mismatched, trust_env=False, timeout=10)
+    assert response.status_code == 400 and "not a c1 judge prompt" in response.json()["error"]["message"]
+    unknown = {**body, "response_format": {"type": "json_schema", "json_schema": {"name": "weather", "schema": {}}}}
+    response = httpx.post(f"{server.base_url}/chat/completions", json=unknown, trust_env=False, timeout=10)
+    assert response.status_code == 400 and "unknown response schema 'weather'" in response.json()["error"]["message"]
 
 
 def test_not_a_judge_prompt_is_a_400(judge_server):

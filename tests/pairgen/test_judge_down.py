@@ -8,10 +8,10 @@ import runpy
 import pytest
 from pairgen_support import LOCAL_YAML, REPO, small_overrides
 
-from synpo.judging.loopback_server import LoopbackJudgeServer, free_port
 from synpo.pairgen import progress
 from synpo.pairs import read_pairs
 from synpo.storage import Storage
+from synpo.testing.loopback_server import LoopbackJudgeServer, free_port
 
 VALID = [f"toy-0011-0000{index}" for index in range(5)]
 

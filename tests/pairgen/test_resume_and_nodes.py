@@ -13,11 +13,11 @@ from collections import Counter
 import pytest
 from pairgen_support import LOCAL_YAML, REPO, small_config, small_overrides
 
-from synpo.judging.loopback_server import FaultPlan, LoopbackJudgeServer
 from synpo.pairgen import progress
 from synpo.pairgen.pipeline import run_pairs
 from synpo.pairs import read_pairs
 from synpo.storage import Storage
+from synpo.testing.loopback_server import FaultPlan, LoopbackJudgeServer
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 VALID = [f"toy-0011-0000{index}" for index in range(5)]

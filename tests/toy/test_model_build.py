@@ -1,8 +1,9 @@
 """Building the toy model never leaves a half-built folder that a job would use.
 
 A build writes into a temporary sibling under a file lock and renames it into place; the jobs
-(``prepare_model`` of pair generation, ``validate_before_ray`` of training) accept a finished toy
-model (recipe marker) or a complete model of the user's, and refuse anything in between.
+(``prepare_model`` of pair generation, ``validate_before_ray`` of training) resolve their model with
+``synpo.models.resolve_model``: ``toy://`` builds into the model cache and refuses a cache folder
+without the recipe marker; a local folder must be a complete model.
 """
 
 import os
@@ -47,15 +48,15 @@ def pairs_file(tmp_path_factory, toy_pair_rows) -> Path:
 
 @pytest.fixture(params=["pairs", "train"])
 def job_check(request, pairs_file):
-    """The model check of one job, run through that job's own entry: ``check(model_dir, build_toy_model)``."""
+    """The model check of one job, run through that job's own entry: ``check(model)``."""
 
-    def check(model: Path, build_toy_model: bool) -> None:
+    def check(model: Path | str) -> None:
         if request.param == "pairs":
-            prepare_model(PairsConfig(engine=EngineSettings(model=str(model)), build_toy_model=build_toy_model))
+            prepare_model(PairsConfig(engine=EngineSettings(model=str(model))))
         else:
             validate_before_ray(
                 TrainConfig(
-                    pairs=str(pairs_file), model=str(model), build_toy_model=build_toy_model,
+                    pairs=str(pairs_file), model=str(model),
                     optim=OptimSettings(effective_batch_size=1, micro_batch_size=1), scaling=ScalingSettings(num_workers=1),
                 )
             )
@@ -79,14 +80,14 @@ def test_a_killed_build_leaves_nothing_a_job_would_use(tmp_path):
 
     assert not (out / RECIPE_FILE).exists()
     assert not (out / "config.json").exists()  # the random weights never reached the model folder
-    with pytest.raises(ModelNotFound, match="no model there"):
-        prepare_model(PairsConfig(engine=EngineSettings(model=str(out)), build_toy_model=False))
+    with pytest.raises(ModelNotFound, match="no model folder there"):
+        prepare_model(PairsConfig(engine=EngineSettings(model=str(out))))
 
     assert build_tiny_model(out, kind="vlm", warm_start_steps=WARM_START_STEPS) == out  # the same recipe builds it completely
     assert (out / "synpo_warm_start.json").is_file() and (out / "model.safetensors").is_file()
     assert (out / RECIPE_FILE).is_file()
     assert leftovers(out.parent) == []  # the killed builder's temporary folder is gone too
-    prepare_model(PairsConfig(engine=EngineSettings(model=str(out)), build_toy_model=True))  # used as it is
+    prepare_model(PairsConfig(engine=EngineSettings(model=str(out))))  # used as it is
 
 
 CONCURRENT_BUILD = """
@@ -141,13 +142,14 @@ def test_a_half_built_folder_is_refused_then_rebuilt_with_force(tmp_path, capsys
     assert leftovers(out.parent) == []
 
 
-def test_jobs_refuse_a_half_built_toy_model(tmp_path, tiny_text_lm, job_check):
-    half_built = tmp_path / "tiny-vlm"
+def test_jobs_refuse_a_half_built_toy_model_in_the_cache(tmp_path, tiny_text_lm, job_check, monkeypatch):
+    monkeypatch.setenv("SYNPO_MODEL_CACHE", str(tmp_path / "cache"))
+    half_built = tmp_path / "cache" / "toy" / "tiny-text"
     shutil.copytree(tiny_text_lm, half_built)
-    (half_built / RECIPE_FILE).unlink()
+    (half_built / RECIPE_FILE).unlink()  # what the old in-place build left when it was interrupted
     with pytest.raises(ModelNotFound, match="holds no finished toy model") as refused:
-        job_check(half_built, build_toy_model=True)
-    assert str(half_built) in str(refused.value) and "build_toy_model=false" in str(refused.value)
+        job_check("toy://tiny-text")
+    assert str(half_built) in str(refused.value) and "--force" in str(refused.value)
     assert not (half_built / RECIPE_FILE).exists()  # refused, not rebuilt over
 
 
@@ -156,15 +158,15 @@ def test_jobs_refuse_a_model_folder_without_weights(tmp_path, tiny_text_lm, job_
     half_written.mkdir()
     shutil.copy(tiny_text_lm / "config.json", half_written)
     with pytest.raises(ModelNotFound, match="config.json but no weights") as refused:
-        job_check(half_written, build_toy_model=False)
+        job_check(half_written)
     assert str(half_written) in str(refused.value)
 
 
 def test_jobs_accept_a_finished_toy_model_and_a_complete_user_model(tmp_path, tiny_text_lm, job_check):
     stamp = (tiny_text_lm / "model.safetensors").stat().st_mtime_ns
-    job_check(tiny_text_lm, build_toy_model=True)  # another warm start than the jobs' own: still used, not rebuilt
+    job_check(tiny_text_lm)  # a finished toy model given as a folder: used, not rebuilt
     assert (tiny_text_lm / "model.safetensors").stat().st_mtime_ns == stamp
     user_model = tmp_path / "my-model"
     shutil.copytree(tiny_text_lm, user_model)
     (user_model / RECIPE_FILE).unlink()
-    job_check(user_model, build_toy_model=False)
+    job_check(user_model)

@@ -14,7 +14,7 @@ import deepspeed
 import pytest
 import torch
 
-from synpo.judging.loopback_server import free_port
+from synpo.testing.loopback_server import free_port
 from synpo.training.backend import make_optimizer
 from synpo.training.config import DeepSpeedSettings, LoraSettings, OptimSettings, ScalingSettings, TrainConfig
 from synpo.training.deepspeed_backend import CHECKPOINT_TAG, DeepSpeedBackend

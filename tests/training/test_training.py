@@ -7,6 +7,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from synpo.losses import OBJECTIVES
+from synpo.losses.common import mean_logp, sequence_logp
 from synpo.storage import Storage
 from synpo.training.backend import TorchBackend
 from synpo.training.collate import PairCollator
@@ -26,6 +27,17 @@ STEPS = 24
 def examples(toy_pair_rows):
     dataset = PairDataset(toy_pair_rows, VIDEO, Storage())
     return [dataset[index] for index in range(len(dataset))]
+
+
+def preference_margins(model, collate, examples) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per training pair ``[N]``, eval mode, no grad: ``log pi(y_w) - log pi(y_l)`` (summed) and ``M(y_w) - M(y_l)`` (mean log p)."""
+    model.eval()
+    with torch.no_grad():
+        logps = response_logps(model, collate(examples))
+    model.train()
+    summed = sequence_logp(logps.chosen_logps, logps.chosen_mask) - sequence_logp(logps.rejected_logps, logps.rejected_mask)
+    mean = mean_logp(logps.chosen_logps, logps.chosen_mask) - mean_logp(logps.rejected_logps, logps.rejected_mask)
+    return summed, mean
 
 
 def train(model_dir, examples, objective, steps=STEPS, **hyperparameters):
@@ -58,8 +70,9 @@ def train(model_dir, examples, objective, steps=STEPS, **hyperparameters):
         device=torch.device("cpu"),
         log=lambda metrics, step: history.append(metrics),
     )
+    margins_before = preference_margins(model, collate, examples)  # LoRA B starts at zero: the warm model itself
     trainer.fit()
-    return model, before, history
+    return model, before, history, (margins_before, preference_margins(model, collate, examples))
 
 
 def window_mean(history, key, first: bool):
@@ -69,10 +82,17 @@ def window_mean(history, key, first: bool):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("objective", sorted(OBJECTIVES))
-def test_each_objective_lowers_its_loss_and_only_lora_changes(warm_vlm, examples, objective):
-    model, before, history = train(warm_vlm, examples, objective)
+def test_each_objective_lowers_its_loss_prefers_chosen_more_and_only_lora_changes(warm_vlm, examples, objective):
+    """A falling loss alone passes on a sign-flipped objective (it then falls by pushing chosen down); so
+    on the 8 training pairs the chosen response must also gain on the rejected one: the summed and the
+    length-normalised log-prob margins grow, as does the objective's own reward margin (the diagnostic
+    that picks the best epoch), and preference accuracy does not fall."""
+    model, before, history, ((summed_before, mean_before), (summed_after, mean_after)) = train(warm_vlm, examples, objective)
     assert len(history) == STEPS and all(math.isfinite(row["loss"]) for row in history)
     assert window_mean(history, "loss", first=False) < window_mean(history, "loss", first=True), objective
+    assert summed_after.mean() > summed_before.mean() and mean_after.mean() > mean_before.mean(), (objective, summed_before, summed_after)
+    assert (summed_after > 0).float().mean() >= (summed_before > 0).float().mean(), (objective, summed_before, summed_after)
+    assert window_mean(history, "rewards/margin", first=False) > window_mean(history, "rewards/margin", first=True), objective
     changed = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
     assert changed and all("lora_" in name for name in changed)
     merged_free = {name.replace("base_model.model.", "").replace(".base_layer", ""): tensor for name, tensor in model.state_dict().items() if "lora_" not in name}
@@ -80,15 +100,8 @@ def test_each_objective_lowers_its_loss_and_only_lora_changes(warm_vlm, examples
         assert torch.equal(merged_free[name], tensor), f"{objective} changed frozen weight {name}"
     split = [row for row in history if "grad_norm/chosen" in row]
     assert len(split) == STEPS // 8 and all(row["grad_norm/chosen"] > 0 for row in split)
-
-
-@pytest.mark.slow
-def test_synpo_raises_chosen_reward_relative_to_rejected(warm_vlm, examples):
-    """The margin G(y_w) - G(y_l) grows and preference accuracy does not fall."""
-    _, _, synpo = train(warm_vlm, examples, "synpo")
-    assert window_mean(synpo, "rewards/margin", first=False) > window_mean(synpo, "rewards/margin", first=True)
-    assert window_mean(synpo, "rewards/accuracy", first=False) >= window_mean(synpo, "rewards/accuracy", first=True)
-    assert all(row["grad_norm/rejected"] > 0 for row in synpo if "grad_norm/rejected" in row)
+    if objective != "sft":  # SFT's loss never sees the rejected response
+        assert all(row["grad_norm/rejected"] > 0 for row in split), objective
 
 
 def test_reference_is_the_model_with_adapters_disabled(warm_vlm, examples):

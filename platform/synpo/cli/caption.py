@@ -1,7 +1,7 @@
 """``synpo caption --model DIR --video PATH_OR_URI``: caption one video with any engine and mode.
 
 Flags are shorthands for config keys (``--n 4`` is ``sampling.n=4``); ``key=value`` overrides and
-``--config FILE`` (a :class:`~synpo.config.jobs.CaptionConfig` YAML) reach every other field. By
+``--config FILE`` (a :class:`CaptionConfig` YAML) reach every other field. By
 default it prints one greedy caption per line; ``--json`` prints one JSON object with every
 candidate (text, token ids, finish reason, log-probs) and, after retrospection, its first pass.
 """
@@ -11,12 +11,39 @@ from __future__ import annotations
 import argparse
 import json
 
-from synpo.config.jobs import CaptionConfig
+import pydantic
+
+from synpo.config.base import StrictModel
 from synpo.config.loader import load_config
-from synpo.sampling.engine import build_engine
-from synpo.sampling.request import CaptionRequest
-from synpo.storage import Storage
-from synpo.video.sampler import sample_video
+from synpo.sampling.engine import EngineSettings, build_engine
+from synpo.sampling.prompts import CAPTION_PROMPT, REFINE_TEMPLATE
+from synpo.sampling.request import CaptionRequest, ContrastiveSettings, Mode, RefineTemplate, SamplingParams
+from synpo.storage import Storage, StorageConfig
+from synpo.video.sampler import VideoSamplingConfig, sample_video
+
+
+class CaptionConfig(StrictModel):
+    """`synpo caption`: caption one video with a local model folder (one greedy caption unless told otherwise)."""
+
+    engine: EngineSettings = pydantic.Field(default_factory=EngineSettings, description="engine, model and adapter")
+    prompt: str = pydantic.Field(default=CAPTION_PROMPT, min_length=1, description="the captioning instruction")
+    mode: Mode = pydantic.Field(
+        default="plain", description="plain, retrospective (two passes), contrastive (CD) or both (CD in both passes)"
+    )
+    sampling: SamplingParams = pydantic.Field(
+        default_factory=lambda: SamplingParams(n=1, temperature=0.0, max_new_tokens=128),
+        description="decoding (defaults here: one greedy caption; candidates use n=10, temperature=0.9)",
+    )
+    contrastive: ContrastiveSettings = pydantic.Field(default_factory=ContrastiveSettings, description="contrastive decoding")
+    refine_template: RefineTemplate = pydantic.Field(default=REFINE_TEMPLATE, description="retrospective pass prompt ({prompt}, {previous})")
+    video: VideoSamplingConfig = pydantic.Field(default_factory=VideoSamplingConfig, description="frame sampling")
+    storage: StorageConfig = pydantic.Field(default_factory=StorageConfig, description="object storage (for s3:// videos)")
+
+    @pydantic.model_validator(mode="after")
+    def _engine_serves_mode(self) -> CaptionConfig:
+        self.engine.check_mode(self.mode)
+        return self
+
 
 # flag attribute -> config key
 FLAG_KEYS = {
@@ -43,7 +70,7 @@ def _caption(args: argparse.Namespace) -> int:
         overrides.append("sampling.logprobs=true")
     config = load_config(CaptionConfig, args.config, [*overrides, *args.overrides])
     sampled = sample_video(Storage(config.storage).local_path_or_bytes(args.video), args.video, config.video)
-    engine = build_engine(config.engine)
+    engine = build_engine(config.engine, Storage(config.storage))
     request = CaptionRequest(
         request_id=args.video,
         prompt=config.prompt,
@@ -66,7 +93,7 @@ def _caption(args: argparse.Namespace) -> int:
 def register(commands: argparse._SubParsersAction) -> None:
     caption = commands.add_parser("caption", help="caption one video with a local model")
     caption.add_argument("--video", required=True, help="video path or URI (local, file://, s3://)")
-    caption.add_argument("--model", default=None, help="local Hugging Face model folder")
+    caption.add_argument("--model", default=None, help="model: a local folder, s3:// prefix, hub id or toy://tiny-vlm")
     caption.add_argument("--adapter", default=None, help="LoRA adapter folder (e.g. a training run's best adapter)")
     caption.add_argument("--engine", choices=["hf", "vllm"], default=None, help="hf (default; CD works) or vllm (no CD)")
     caption.add_argument("--device", default=None, help="hf engine: auto, cpu or cuda[:N]")

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import argparse
 
-from synpo.config.jobs import JOB_CONFIGS
+from synpo.cli.caption import CaptionConfig
+from synpo.config.base import StrictModel
 from synpo.config.loader import load_config
 from synpo.config.render import render_config
+from synpo.judging.config import JudgeConfig
+from synpo.pairgen.config import PairsConfig
+from synpo.training.config import TrainConfig
+
+JOB_CONFIGS: dict[str, type[StrictModel]] = {
+    "caption": CaptionConfig,
+    "judge": JudgeConfig,
+    "pairs": PairsConfig,
+    "train": TrainConfig,
+}
 
 
 def _show(args: argparse.Namespace) -> int:

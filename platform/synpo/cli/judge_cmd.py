@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from synpo.config.loader import load_config
 from synpo.errors import UserError
+from synpo.jsonl import jsonl_objects
 from synpo.judging import Judge, JudgeConfig, JudgeInput, JudgementCache, VideoJudgement
 from synpo.judging.failures import check_failure_rate
 from synpo.storage import Storage
@@ -42,23 +43,17 @@ def read_judge_inputs(text: str, source: str) -> list[JudgeInput]:
     """Parse the JSONL rows of ``source``; the first bad row raises :class:`JudgeInputError` naming its line."""
     videos: list[JudgeInput] = []
     first_line_of: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as problem:
-            raise JudgeInputError(f"{source} line {number}: not valid JSON ({problem})") from None
-        if not isinstance(row, dict) or "id" not in row:
-            raise JudgeInputError(f"{source} line {number}: expected an object with id, prompt, candidates, clip_captions")
+    for number, row in jsonl_objects(text, source, JudgeInputError):
+        if "id" not in row:
+            raise JudgeInputError(f"{source}: line {number}: expected an object with id, prompt, candidates, clip_captions")
         fields = {key: value for key, value in row.items() if key != "id"}
         try:
             video = JudgeInput(video_id=str(row["id"]), **fields)
         except pydantic.ValidationError as error:
             problems = "; ".join(f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors())
-            raise JudgeInputError(f"{source} line {number} (id {row['id']!r}): {problems}") from None
+            raise JudgeInputError(f"{source}: line {number} (id {row['id']!r}): {problems}") from None
         if video.video_id in first_line_of:
-            raise JudgeInputError(f"{source} line {number}: id {video.video_id!r} already used on line {first_line_of[video.video_id]}")
+            raise JudgeInputError(f"{source}: line {number}: id {video.video_id!r} already used on line {first_line_of[video.video_id]}")
         first_line_of[video.video_id] = number
         videos.append(video)
     if not videos:

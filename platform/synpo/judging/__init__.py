@@ -10,8 +10,9 @@ Modules: :mod:`~synpo.judging.config` (the typed config), :mod:`~synpo.judging.p
 and their version), :mod:`~synpo.judging.client` (bounded, retrying OpenAI-compatible client),
 :mod:`~synpo.judging.parse` (reply -> validated scores), :mod:`~synpo.judging.rules` (the offline
 judge), :mod:`~synpo.judging.aggregate` (totals and selection), :mod:`~synpo.judging.cache`,
-:mod:`~synpo.judging.judge` (ties them together) and :mod:`~synpo.judging.loopback_server` (a real
-OpenAI-compatible server with injectable faults, for tests, benchmarks and dry runs).
+:mod:`~synpo.judging.judge` (ties them together). A real OpenAI-compatible judge server with
+injectable faults, for tests, benchmarks and dry runs, is in :mod:`synpo.testing`; how well a judge
+ranks captions in the toy world, in :mod:`synpo.toy.judge_check`.
 """
 
 from synpo.judging.aggregate import select_pair, total_score

@@ -23,6 +23,7 @@ import uuid
 from datetime import UTC, datetime
 
 from synpo.errors import UserError
+from synpo.jsonl import jsonl_objects
 from synpo.storage import ObjectNotFound, Storage, join_uri
 
 
@@ -64,14 +65,10 @@ class JudgementCache:
         except ObjectNotFound:  # no folder yet: an empty cache, created by the first flush
             shards = []
         for shard in shards:
-            for number, line in enumerate(self.storage.read_text(shard).splitlines(), 1):
-                if not line.strip():
-                    continue
-                try:
-                    entry = json.loads(line)
-                    self._entries[entry["key"]] = entry
-                except (json.JSONDecodeError, KeyError, TypeError) as problem:
-                    raise CacheError(f"judge cache shard {shard} line {number} is not a cache entry: {problem}") from problem
+            for number, entry in jsonl_objects(self.storage.read_text(shard), f"judge cache shard {shard}", CacheError):
+                if "key" not in entry:
+                    raise CacheError(f"judge cache shard {shard}: line {number} is not a cache entry (no 'key')")
+                self._entries[entry["key"]] = entry
         return len(self._entries)
 
     def get(self, key: str) -> dict | None:

@@ -13,9 +13,8 @@ Placeholders are ``{name}`` and are filled in one pass (:func:`fill`), so text i
 never substituted again. :data:`PROMPT_VERSION` is a short sha256 of every template, stored with each
 score and in the cache key: editing a prompt changes it, and old cached scores no longer match.
 
-Each user message starts with a ``Criterion: ...`` line. A real LLM reads it as a heading; the
-loopback test server uses it (and :func:`parse_user_message`) to tell criteria apart and recover the
-inputs, so it can answer with meaningful scores.
+The client names each criterion's answer schema (:data:`SCHEMA_NAMES`); the loopback test judge
+(:mod:`synpo.testing`) reads the criterion from that name and the inputs back from these templates.
 """
 
 from __future__ import annotations
@@ -27,8 +26,7 @@ SCORE_RANGES: dict[str, tuple[int, int]] = {"c1": (0, 5), "c2": (0, 5), "c3": (0
 
 SYSTEM_PROMPT = "You are a careful assistant that rates captions of videos. You always answer with JSON only."
 
-FACTUALITY_TEMPLATE = """Criterion: factuality.
-Below are captions of one video, all written by a multimodal model. Caption 1 describes the whole video and is the caption you must rate. The captions after it describe consecutive segments of the same video, in order; use them as the reference for what really happens. The segment captions are not perfectly accurate either, so tolerate small deviations.
+FACTUALITY_TEMPLATE = """Below are captions of one video, all written by a multimodal model. Caption 1 describes the whole video and is the caption you must rate. The captions after it describe consecutive segments of the same video, in order; use them as the reference for what really happens. The segment captions are not perfectly accurate either, so tolerate small deviations.
 Rate Caption 1 with an integer from 0 to 5. What matters most is whether the entities (people, animals, objects, their colours and other attributes, places) or the actions in Caption 1 are inconsistent with the segment captions or absent from all of them, i.e. whether Caption 1 hallucinates. The more it hallucinates, the lower the score; 5 means nothing in it contradicts the reference.
 
 Caption 1 (the caption to rate):
@@ -41,8 +39,7 @@ Answer with JSON only, in exactly this form:
 
 FACTUALITY_REFERENCE = "Caption {number} (reference, segment {segment} of {segments}):\n{caption}"
 
-FIDELITY_TEMPLATE = """Criterion: instruction fidelity, fluency and objectivity.
-A multimodal model was shown a video with the instruction below and wrote the caption below. Rate the caption with an integer from 0 to 5, weighing three things together:
+FIDELITY_TEMPLATE = """A multimodal model was shown a video with the instruction below and wrote the caption below. Rate the caption with an integer from 0 to 5, weighing three things together:
 (a) does it do what the instruction asks for;
 (b) is it natural, coherent and fluent, with wording that suits a video (a caption that speaks of "this image", "the picture" or "the photo" loses points);
 (c) is it objective: subjective judgements such as "beautiful", "boring" or "I think" lose points, while objective inferences from what is shown are fine.
@@ -56,8 +53,7 @@ Caption to rate:
 Answer with JSON only, in exactly this form:
 {"reasoning": "<your reasoning>", "score": <an integer from 0 to 5>}"""
 
-CONSISTENCY_TEMPLATE = """Criterion: self-consistency.
-Below are {count} captions of the same video, all written by one multimodal model. Rate each caption by how well its meaning agrees with the other captions: a caption that says what most of the others say scores higher, a caption that differs markedly from the rest scores lower (a majority vote). Use integers from 0 to 3, 3 being the highest.
+CONSISTENCY_TEMPLATE = """Below are {count} captions of the same video, all written by one multimodal model. Rate each caption by how well its meaning agrees with the other captions: a caption that says what most of the others say scores higher, a caption that differs markedly from the rest scores lower (a majority vote). Use integers from 0 to 3, 3 being the highest.
 
 {captions}
 
@@ -138,39 +134,3 @@ def answer_schema(criterion: str, num_candidates: int = 0, max_reasoning_chars: 
 
 
 SCHEMA_NAMES = {"c1": "caption_factuality", "c2": "caption_instruction_fidelity", "c3": "caption_self_consistency"}
-
-# --- the inverse, for the loopback test server -----------------------------------------------------
-
-_FACTUALITY_PARTS = re.compile(
-    r"Caption 1 \(the caption to rate\):\n(?P<candidate>.*?)\n\n(?P<references>Caption 2 \(reference.*?)\n\nAnswer with JSON only",
-    re.DOTALL,
-)
-_REFERENCE_SPLIT = re.compile(r"(?:^|\n\n)Caption \d+ \(reference, segment \d+ of \d+\):\n")
-_FIDELITY_PARTS = re.compile(
-    r"Instruction given to the model:\n(?P<prompt>.*?)\n\nCaption to rate:\n(?P<candidate>.*?)\n\nAnswer with JSON only", re.DOTALL
-)
-_CONSISTENCY_PARTS = re.compile(r"\n\n(?P<captions>The caption 1:\n.*?)\n\nAnswer with JSON only", re.DOTALL)
-_CONSISTENCY_SPLIT = re.compile(r"(?:^|\n\n)The caption \d+:\n")
-
-
-def parse_user_message(text: str) -> tuple[str, dict]:
-    """Recover ``(criterion, inputs)`` from a user message built by this module.
-
-    ``inputs`` is ``{"candidate", "clip_captions"}`` for C1, ``{"prompt", "candidate"}`` for C2 and
-    ``{"candidates"}`` for C3. Raises ``ValueError`` for text this module did not write.
-    """
-    first_line = text.split("\n", 1)[0]
-    if first_line == FACTUALITY_TEMPLATE.split("\n", 1)[0]:
-        match = _FACTUALITY_PARTS.search(text)
-        if match:
-            references = _REFERENCE_SPLIT.split(match.group("references"))[1:]
-            return "c1", {"candidate": match.group("candidate"), "clip_captions": references}
-    elif first_line == FIDELITY_TEMPLATE.split("\n", 1)[0]:
-        match = _FIDELITY_PARTS.search(text)
-        if match:
-            return "c2", {"prompt": match.group("prompt"), "candidate": match.group("candidate")}
-    elif first_line == CONSISTENCY_TEMPLATE.split("\n", 1)[0]:
-        match = _CONSISTENCY_PARTS.search(text)
-        if match:
-            return "c3", {"candidates": _CONSISTENCY_SPLIT.split(match.group("captions"))[1:]}
-    raise ValueError(f"not a judge prompt of version {PROMPT_VERSION}: {text[:80]!r}")

@@ -19,7 +19,7 @@ an LLM judge for real pair data. Each criterion lands on the LLM's integer range
 - **C3 self-consistency (0-3)**: mean Jaccard similarity of the candidate's content words and pairs
   to each other candidate's; ``C3 = round(3 * mean)`` (3 for a lone candidate).
 
-Measured against the toy world's ground truth in :mod:`synpo.judging.toy_check` (docs/benchmarks.md).
+Measured against the toy world's ground truth in :mod:`synpo.toy.judge_check` (docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pydantic
 
 from synpo.config.base import StrictModel
+from synpo.config.sections import MlflowSettings, RaySettings
 from synpo.judging.config import JudgeConfig
+from synpo.models import absolute_model_uri
 from synpo.sampling.engine import EngineSettings
 from synpo.sampling.prompts import CAPTION_PROMPT, CLIP_PROMPT, REFINE_TEMPLATE
 from synpo.sampling.request import ContrastiveSettings, Mode, RefineTemplate, SamplingParams
-from synpo.storage import StorageConfig, absolute_tracking_uri, absolute_uri
+from synpo.storage import StorageConfig, absolute_uri
 from synpo.video.sampler import VideoSamplingConfig
 
 
@@ -49,18 +51,6 @@ class PoolSettings(StrictModel):
         return self
 
 
-class RaySettings(StrictModel):
-    address: str | None = pydantic.Field(default=None, description="Ray cluster address (None: the running cluster, or a new local one)")
-    num_cpus: int | None = pydantic.Field(default=None, ge=1, description="logical CPUs of a local Ray started by the job")
-
-
-class MlflowSettings(StrictModel):
-    enabled: bool = pydantic.Field(default=True, description="log the run summary to MLflow")
-    tracking_uri: str = pydantic.Field(default="sqlite:///runs/mlflow.db", description="MLflow tracking URI")
-    experiment: str = pydantic.Field(default="synpo-pairs", description="MLflow experiment name")
-    run_name: str | None = pydantic.Field(default=None, description="MLflow run name (None: derived from the output URI)")
-
-
 class PairsConfig(StrictModel):
     """Build preference pairs from videos: decode -> sample candidates and clip captions -> judge -> select -> write."""
 
@@ -73,7 +63,6 @@ class PairsConfig(StrictModel):
     seed: int = pydantic.Field(default=0, description="base seed; each video samples with a seed derived from it and the video id")
     video: VideoSamplingConfig = pydantic.Field(default_factory=VideoSamplingConfig, description="frames per video and clip")
     engine: EngineSettings = pydantic.Field(default_factory=EngineSettings, description="caption engine and model")
-    build_toy_model: bool = pydantic.Field(default=False, description="build the tiny toy VLM at engine.model if the folder is missing (atomically, under a file lock); a folder there that is not a finished toy model is refused")
     candidates: CandidateSettings = pydantic.Field(default_factory=CandidateSettings, description="whole-video candidates")
     clips: ClipSettings = pydantic.Field(default_factory=ClipSettings, description="clip captions (the judge's references)")
     judge: JudgeConfig = pydantic.Field(default_factory=JudgeConfig, description="the LLM judge (or the offline rules judge)")
@@ -88,7 +77,9 @@ class PairsConfig(StrictModel):
     write_batch_size: int = pydantic.Field(default=16, ge=1, description="videos per written part file")
     storage: StorageConfig = pydantic.Field(default_factory=StorageConfig, description="object storage (s3:// input/output)")
     ray: RaySettings = pydantic.Field(default_factory=RaySettings, description="where Ray runs")
-    mlflow: MlflowSettings = pydantic.Field(default_factory=MlflowSettings, description="run summary tracking")
+    mlflow: MlflowSettings = pydantic.Field(
+        default_factory=lambda: MlflowSettings(experiment="synpo-pairs"), description="run summary tracking (run_name None: pairs-<output folder>)"
+    )
 
     @pydantic.model_validator(mode="after")
     def _engine_serves_mode(self) -> PairsConfig:
@@ -110,7 +101,7 @@ class PairsConfig(StrictModel):
             update={
                 "input": absolute_uri(self.input),
                 "output": absolute_uri(self.output),
-                "engine": self.engine.model_copy(update={"model": absolute_uri(self.engine.model), "adapter": absolute_uri(self.engine.adapter)}),
-                "mlflow": self.mlflow.model_copy(update={"tracking_uri": absolute_tracking_uri(self.mlflow.tracking_uri)}),
+                "engine": self.engine.model_copy(update={"model": absolute_model_uri(self.engine.model), "adapter": absolute_uri(self.engine.adapter)}),
+                "mlflow": self.mlflow.with_absolute_paths(),
             }
         )

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 
 import pyarrow.parquet as pq
 
 from synpo.errors import UserError
+from synpo.jsonl import jsonl_objects
 from synpo.storage import Storage, join_uri
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
@@ -44,14 +44,7 @@ def _manifest_rows(uri: str, storage: Storage) -> list[dict]:
     text = data.decode("utf-8")
     if uri.endswith(".csv"):
         return list(csv.DictReader(io.StringIO(text)))
-    rows = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as error:
-                raise InputError(f"{uri}: line {number} is not valid JSON ({error.msg})") from None
-    return rows
+    return [row for _, row in jsonl_objects(text, uri, InputError)]
 
 
 def _absolute(video: str, manifest_uri: str) -> str:

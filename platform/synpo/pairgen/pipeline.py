@@ -18,10 +18,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from synpo.judging.failures import JudgeUnavailable, check_failure_rate
+from synpo.models import resolve_model
 from synpo.pairgen.config import PairsConfig, PoolSettings
 from synpo.pairgen.decode_stage import DecodeStage
 from synpo.pairgen.inputs import read_inputs
-from synpo.pairgen.judge_stage import JudgeStage
+from synpo.pairgen.judge_stage import JudgeStage, JudgeStageSettings
 from synpo.pairgen.progress import (
     check_fingerprint,
     completed,
@@ -29,13 +30,12 @@ from synpo.pairgen.progress import (
     release_judge_retries,
     remove_orphans,
 )
-from synpo.pairgen.sample_stage import SampleStage
+from synpo.pairgen.sample_stage import SampleStage, SampleStageSettings
 from synpo.pairgen.summary import RunSummary, log_to_mlflow
 from synpo.pairgen.write_stage import WriteStage
 from synpo.storage import Storage
 
 logger = logging.getLogger(__name__)
-TOY_WARM_START_STEPS = 300
 MAX_INPUT_BLOCKS = 2000  # decode tasks start as soon as the plan runs, a block of input rows each
 
 
@@ -61,26 +61,22 @@ def build_plan(config: PairsConfig, videos: list[dict], storage: Storage):
     dataset = dataset.map_batches(
         DecodeStage(config.video, storage), batch_size=1, batch_format="pyarrow", num_cpus=config.decode_num_cpus
     )
-    dataset = dataset.map_batches(SampleStage, fn_constructor_kwargs={"config": config}, **_pool(config.engine_pool))
-    dataset = dataset.map_batches(JudgeStage, fn_constructor_kwargs={"config": config}, **_pool(config.judge_pool))
+    sample = SampleStageSettings(engine=config.engine, clips=config.clips, candidates=config.candidates, seed=config.seed, storage=config.storage)
+    judge = JudgeStageSettings(judge=config.judge, output=config.output, storage=config.storage, cache_flush_s=config.judge_cache_flush_s)
+    dataset = dataset.map_batches(SampleStage, fn_constructor_kwargs={"settings": sample}, **_pool(config.engine_pool))
+    dataset = dataset.map_batches(JudgeStage, fn_constructor_kwargs={"settings": judge}, **_pool(config.judge_pool))
     return dataset.map_batches(
         WriteStage(config.output, storage), batch_size=config.write_batch_size, batch_format="pyarrow", num_cpus=0.1
     )
 
 
 def prepare_model(config: PairsConfig) -> None:
-    """A finished toy model or a complete local model at ``engine.model`` (built if asked and absent), or a remote URI."""
-    if "://" in config.engine.model:
-        return
-    from synpo.toy.model import check_model_folder
-
-    check_model_folder(config.engine.model, config.build_toy_model, TOY_WARM_START_STEPS, field="engine.model")
+    """Resolve ``engine.model`` once on the driver (fail before Ray starts; a local engine actor then finds it cached)."""
+    resolve_model(config.engine.model, Storage(config.storage), field="engine.model")
 
 
 def run_pairs(config: PairsConfig, progress: bool = True) -> RunSummary:
     """Run (or resume) pair generation into ``config.output``; returns the run's summary."""
-    import ray
-
     config.require_paths()
     config = config.with_absolute_paths()
     start = time.perf_counter()
@@ -100,9 +96,7 @@ def run_pairs(config: PairsConfig, progress: bool = True) -> RunSummary:
     stopped: JudgeUnavailable | None = None
     if todo:
         prepare_model(config)
-        if not ray.is_initialized():
-            local = {"num_cpus": config.ray.num_cpus, "include_dashboard": False} if config.ray.address is None else {}
-            ray.init(address=config.ray.address, **local)
+        config.ray.init()
         stopped = _generate(config, todo, storage, summary, progress)
     summary.finish(completed(config.output, storage), time.perf_counter() - start)
     summary.save(storage)

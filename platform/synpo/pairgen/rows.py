@@ -2,18 +2,26 @@
 
 Every stage takes and returns a ``pyarrow.Table`` with one of these schemas, so blocks always agree
 on types (a batch of failures has the same columns as a batch of successes). Frames travel as
-``.npy`` bytes; nested values (candidates, clip captions, the judgement) as JSON text. A row whose
+``.npy`` bytes (:func:`pack_array`); nested values as JSON text: clip captions a list of strings,
+candidates a list of :class:`SampledCandidate` (:func:`pack_candidates`), the judgement a
+:class:`~synpo.judging.results.VideoJudgement` (:func:`pack_judgement`). Each ``pack_*`` has its
+``unpack_*``, and both ends of a column use them, so no stage reads another's JSON by key. A row whose
 video failed keeps flowing with ``failure_stage``/``failure_reason`` set, and every later stage
 passes it through untouched, so the writer records it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
+from synpo.judging.results import VideoJudgement
 
 _BASE = [
     pa.field("video_id", pa.string()),
@@ -37,7 +45,7 @@ DECODED = pa.schema(
 )
 _SAMPLED_ONLY = [
     pa.field("duration_s", pa.float64()),
-    pa.field("candidates", pa.string()),  # JSON list of Candidate dicts (text, token_ids, finish_reason, first_pass)
+    pa.field("candidates", pa.string()),  # JSON list of SampledCandidate dicts (pack_candidates)
     pa.field("clip_captions", pa.string()),  # JSON list of strings, in clip order
     pa.field("generator", pa.string()),
     pa.field("sample_s", pa.float64()),
@@ -49,7 +57,7 @@ JUDGED = pa.schema(
     [
         *_BASE,
         *_SAMPLED_ONLY,
-        pa.field("judgement", pa.string()),
+        pa.field("judgement", pa.string()),  # JSON VideoJudgement (pack_judgement); null for a failed row
         pa.field("judge_s", pa.float64()),
         pa.field("judge_start_t", pa.float64()),
         pa.field("judge_end_t", pa.float64()),
@@ -97,3 +105,36 @@ def pack_array(array: np.ndarray) -> bytes:
 
 def unpack_array(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+@dataclass(frozen=True)
+class SampledCandidate:
+    """One whole-video candidate as the sample stage recorded it (an element of the ``candidates`` column)."""
+
+    text: str  # the caption the judge scores (after the retrospective pass, if any)
+    first_pass: str | None  # the text it was refined from (retrospection only)
+    finish_reason: str  # "stop" or "length"
+    tokens: int  # tokens generated for ``text``
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SampledCandidate:
+        return cls(**data)
+
+
+def pack_candidates(candidates: list[SampledCandidate]) -> str:
+    return json.dumps([candidate.to_dict() for candidate in candidates])
+
+
+def unpack_candidates(text: str) -> list[SampledCandidate]:
+    return [SampledCandidate.from_dict(candidate) for candidate in json.loads(text)]
+
+
+def pack_judgement(judgement: VideoJudgement) -> str:
+    return json.dumps(judgement.to_dict())
+
+
+def unpack_judgement(text: str) -> VideoJudgement:
+    return VideoJudgement.from_dict(json.loads(text))

@@ -11,6 +11,9 @@ Per video (METHOD.md §1 steps 1-4):
 All requests of a batch go to the engine in one ``generate`` call (vLLM batches them). If that call
 fails with an engine error (``RuntimeError`` such as CUDA OOM, or ``ValueError`` for an input the
 model cannot take), each video is retried alone and only the one that fails becomes a failure row.
+
+The stage reads only its :class:`SampleStageSettings` (the engine, clip and candidate settings and
+the seed of the job's config), built by :func:`synpo.pairgen.pipeline.build_plan`.
 """
 
 from __future__ import annotations
@@ -22,13 +25,26 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
+import pydantic
 
-from synpo.pairgen.config import PairsConfig
-from synpo.pairgen.rows import SAMPLED, failed, to_table, unpack_array
-from synpo.sampling.engine import build_engine
+from synpo.config.base import StrictModel
+from synpo.pairgen.config import CandidateSettings, ClipSettings
+from synpo.pairgen.rows import SAMPLED, SampledCandidate, failed, pack_candidates, to_table, unpack_array
+from synpo.sampling.engine import EngineSettings, build_engine
 from synpo.sampling.request import CaptionRequest, CaptionResult, SamplingParams
+from synpo.storage import Storage, StorageConfig
 
 logger = logging.getLogger(__name__)
+
+
+class SampleStageSettings(StrictModel):
+    """What the sample stage reads of the job's config (:class:`~synpo.pairgen.config.PairsConfig`)."""
+
+    engine: EngineSettings = pydantic.Field(description="caption engine and model (one engine per actor)")
+    clips: ClipSettings = pydantic.Field(description="clip captions (the judge's references)")
+    candidates: CandidateSettings = pydantic.Field(description="whole-video candidates")
+    seed: int = pydantic.Field(description="base seed; each video samples with a seed derived from it and the video id")
+    storage: StorageConfig = pydantic.Field(default_factory=StorageConfig, description="object storage (an s3:// engine.model)")
 
 
 def video_seed(base_seed: int, video_id: str) -> int:
@@ -36,29 +52,29 @@ def video_seed(base_seed: int, video_id: str) -> int:
     return int(hashlib.sha256(f"{base_seed}:{video_id}".encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
 
 
-def video_requests(row: dict, config: PairsConfig) -> list[CaptionRequest]:
+def video_requests(row: dict, settings: SampleStageSettings) -> list[CaptionRequest]:
     """The clip requests (in clip order) then the candidates request of one decoded row."""
-    clip_params = SamplingParams(n=1, temperature=0.0, max_new_tokens=config.clips.max_new_tokens)
-    clip_mode = "retrospective" if config.clips.refine else "plain"
+    clip_params = SamplingParams(n=1, temperature=0.0, max_new_tokens=settings.clips.max_new_tokens)
+    clip_mode = "retrospective" if settings.clips.refine else "plain"
     requests = [
         CaptionRequest(
             request_id=f"{row['video_id']}/clip-{index}",
-            prompt=config.clips.prompt,
+            prompt=settings.clips.prompt,
             frames=clip_frames,
             params=clip_params,
             mode=clip_mode,
-            refine_template=config.candidates.refine_template,
+            refine_template=settings.candidates.refine_template,
         )
         for index, clip_frames in enumerate(unpack_array(row["clip_frames"]))
     ]
-    candidates = config.candidates
+    candidates = settings.candidates
     requests.append(
         CaptionRequest(
             request_id=f"{row['video_id']}/candidates",
             prompt=row["prompt"],
             frames=unpack_array(row["frames"]),
             sparse_frames=unpack_array(row["sparse_frames"]),
-            params=candidates.sampling.model_copy(update={"seed": video_seed(config.seed, row["video_id"])}),
+            params=candidates.sampling.model_copy(update={"seed": video_seed(settings.seed, row["video_id"])}),
             mode=candidates.mode,
             contrastive=candidates.contrastive,
             refine_template=candidates.refine_template,
@@ -73,9 +89,9 @@ def sampled_row(row: dict, results: list[CaptionResult], generator: str, seconds
     return {
         **{key: row[key] for key in ("video_id", "video", "prompt", "decode_s", "duration_s", "decode_start_t", "decode_end_t")},
         "clip_captions": json.dumps([clip.candidates[0].text for clip in clips]),
-        "candidates": json.dumps(
+        "candidates": pack_candidates(
             [
-                {"text": c.text, "first_pass": c.first_pass, "finish_reason": c.finish_reason, "tokens": len(c.token_ids)}
+                SampledCandidate(text=c.text, first_pass=c.first_pass, finish_reason=c.finish_reason, tokens=len(c.token_ids))
                 for c in candidates.candidates
             ]
         ),
@@ -89,14 +105,14 @@ def sampled_row(row: dict, results: list[CaptionResult], generator: str, seconds
 class SampleStage:
     """``Table[DECODED] -> Table[SAMPLED]``; holds one caption engine (built once per actor)."""
 
-    def __init__(self, config: PairsConfig) -> None:
-        self.config = config
-        self.engine = build_engine(config.engine)
-        self.generator = Path(config.engine.model).name + (f"+{Path(config.engine.adapter).name}" if config.engine.adapter else "")
+    def __init__(self, settings: SampleStageSettings) -> None:
+        self.settings = settings
+        self.engine = build_engine(settings.engine, Storage(settings.storage))  # this node's copy of the model
+        self.generator = Path(settings.engine.model).name + (f"+{Path(settings.engine.adapter).name}" if settings.engine.adapter else "")
 
     def _sample(self, rows: list[dict]) -> list[dict]:
         start, started_at = time.perf_counter(), time.time()
-        per_video = [video_requests(row, self.config) for row in rows]
+        per_video = [video_requests(row, self.settings) for row in rows]
         results = iter(self.engine.generate([request for requests in per_video for request in requests]))
         seconds, span = (time.perf_counter() - start) / len(rows), (started_at, time.time())
         return [

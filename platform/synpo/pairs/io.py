@@ -10,6 +10,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from synpo.jsonl import jsonl_objects
 from synpo.pairs.schema import PairSchemaError, to_table, validate_rows
 from synpo.storage import Storage, join_uri, parse_uri
 
@@ -28,18 +29,7 @@ def _format_of(uri: str) -> str:
 
 
 def _parse_jsonl(text: str, uri: str) -> list[dict[str, Any]]:
-    rows = []
-    for line_number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise PairSchemaError(f"{uri}: line {line_number} is not valid JSON ({error.msg})") from None
-        if not isinstance(row, dict):
-            raise PairSchemaError(f"{uri}: line {line_number} is not a JSON object")
-        rows.append(row)
-    return rows
+    return [row for _, row in jsonl_objects(text, uri, PairSchemaError)]
 
 
 def _resolve(video: str, base_uri: str) -> str:

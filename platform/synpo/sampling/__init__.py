@@ -1,1 +1,4 @@
-"""Caption sampling engines (Hugging Face today; vLLM and contrastive decoding in later work)."""
+"""Caption sampling: one request/result interface (:mod:`~synpo.sampling.request`), the Hugging Face engine
+with video contrastive decoding (:mod:`~synpo.sampling.hf_engine`, :mod:`~synpo.sampling.contrastive`), the
+vLLM engine (:mod:`~synpo.sampling.vllm_engine`), self-retrospective refinement's two passes
+(:mod:`~synpo.sampling.passes`) and the engine settings and factory (:mod:`~synpo.sampling.engine`)."""

@@ -7,8 +7,10 @@ from typing import Literal
 import pydantic
 
 from synpo.config.base import StrictModel
+from synpo.models import resolve_model
 from synpo.sampling.request import Mode
 from synpo.sampling.vllm_engine import NO_CONTRASTIVE_ON_VLLM, VLLMSettings
+from synpo.storage import Storage
 
 
 class EngineSettings(StrictModel):
@@ -17,7 +19,9 @@ class EngineSettings(StrictModel):
     kind: Literal["hf", "vllm"] = pydantic.Field(
         default="hf", description="hf: transformers generate (CPU/GPU, contrastive decoding); vllm: vLLM (GPU clusters, no CD)"
     )
-    model: str = pydantic.Field(default="runs/demo/models/tiny-vlm", description="local Hugging Face model folder")
+    model: str = pydantic.Field(
+        default="toy://tiny-vlm", description="the model: a local folder, an s3:// prefix, a hub id or toy://tiny-vlm (synpo.models)"
+    )
     adapter: str | None = pydantic.Field(default=None, description="LoRA adapter folder to apply (e.g. a training run's best adapter)")
     device: str = pydantic.Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="hf engine: auto, cpu or cuda[:N]")
     vllm: VLLMSettings = pydantic.Field(default_factory=VLLMSettings, description="vllm engine: arguments for vllm.LLM")
@@ -28,12 +32,14 @@ class EngineSettings(StrictModel):
             raise ValueError(f"{field}={mode!r} with engine.kind=vllm: {NO_CONTRASTIVE_ON_VLLM}")
 
 
-def build_engine(settings: EngineSettings):
-    """The engine ``settings`` describe (imports torch/transformers or vLLM only when chosen)."""
+def build_engine(settings: EngineSettings, storage: Storage | None = None):
+    """The engine ``settings`` describe, on this node's copy of ``settings.model`` (:func:`synpo.models.resolve_model`:
+    a folder, s3://, a hub id or toy://); imports torch/transformers or vLLM only when chosen."""
+    model_dir = resolve_model(settings.model, storage, field="engine.model")
     if settings.kind == "vllm":
         from synpo.sampling.vllm_engine import VLLMEngine
 
-        return VLLMEngine(settings.model, settings.vllm, adapter=settings.adapter)
+        return VLLMEngine(model_dir, settings.vllm, adapter=settings.adapter)
     from synpo.sampling.hf_engine import HFEngine
 
-    return HFEngine(settings.model, device=settings.device, adapter=settings.adapter)
+    return HFEngine(model_dir, device=settings.device, adapter=settings.adapter)

@@ -33,6 +33,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from synpo.errors import BadArgument, ModelNotFound
 from synpo.sampling.contrastive import ContrastiveLogitsProcessor, SparseBranch
+from synpo.sampling.device import pick_device
 from synpo.sampling.passes import run_request
 from synpo.sampling.prompts import chat_messages
 from synpo.sampling.request import (
@@ -46,12 +47,6 @@ from synpo.sampling.request import (
 from synpo.video.plan import sparse_positions
 
 VIDEO_TOKEN_TYPE = 2  # mm_token_type_ids: text 0, image 1, video 2 (what Qwen2-VL's processor returns)
-
-
-def pick_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class TokenLogprobRecorder(LogitsProcessor):

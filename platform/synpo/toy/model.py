@@ -10,20 +10,16 @@ A build never leaves a half-built model where a job would pick it up: under a fi
 folder (``.<name>.lock``) it writes everything into a temporary sibling (``.<name>.building-*``),
 writes the recipe marker ``synpo_toy_model.json`` last, and only then renames the sibling into
 place. A second builder of the same folder waits on the lock, then finds the finished model and
-reuses it, as does any later build with the same recipe. :func:`check_model_folder` is the jobs'
-check of their model folder: a finished toy model, a complete user model, or build / refuse.
+reuses it, as does any later build with the same recipe. Jobs ask for ``toy://tiny-vlm`` (see
+:mod:`synpo.models`), which builds here into the model cache.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -40,6 +36,7 @@ from transformers import (
 )
 
 from synpo.errors import BadArgument, ModelNotFound
+from synpo.models import folder_lock
 from synpo.toy.tokenizer import (
     IM_END,
     IMAGE_PAD,
@@ -50,7 +47,6 @@ from synpo.toy.tokenizer import (
     train_tokenizer,
 )
 
-logger = logging.getLogger(__name__)
 ModelKind = Literal["vlm", "text"]
 RECIPE_FILE = "synpo_toy_model.json"
 RECIPE_VERSION = 2  # 2: the warm start also teaches retrospective refinement
@@ -101,52 +97,6 @@ def is_built(out: str | Path, kind: ModelKind, seed: int, warm_start_steps: int 
     return toy_recipe(out) == _recipe(kind, seed, warm_start_steps)
 
 
-def has_weights(path: str | Path) -> bool:
-    """Whether the model folder holds weights: ``*.safetensors`` / ``*.bin`` files or their index json."""
-    folder = Path(path)
-    return any(folder.glob("*.safetensors")) or any(folder.glob("*.bin")) or any(folder.glob("*.index.json"))
-
-
-def check_model_folder(path: str, build_toy_model: bool, warm_start_steps: int, field: str) -> None:
-    """The jobs' check of their model folder ``path`` (the config field ``field``): use it, build it, or refuse.
-
-    ``build_toy_model=True``: a finished toy model is used (whatever its warm start); no folder gets the
-    toy VLM built (warm-started ``warm_start_steps``), as does an empty one; a folder without the recipe marker is refused —
-    an interrupted toy build or someone else's model. ``build_toy_model=False``: the folder must be a
-    complete Hugging Face model (``config.json`` and weights).
-    """
-    folder = Path(path)
-    if build_toy_model:
-        if toy_recipe(folder) is not None:
-            return
-        if folder.exists() and any(folder.iterdir()):
-            raise ModelNotFound(
-                f"{field} = {path!r} holds no finished toy model (an interrupted toy build, or another model): "
-                "delete it to rebuild the toy model, or set build_toy_model=false to use it as your own model"
-            )
-        build_tiny_model(folder, kind="vlm", warm_start_steps=warm_start_steps)
-        return
-    if not (folder / "config.json").is_file():
-        raise ModelNotFound(f"{field} = {path!r}: no model there (no config.json; set build_toy_model=true to build the tiny toy VLM)")
-    if not has_weights(folder):
-        raise ModelNotFound(
-            f"{field} = {path!r} has config.json but no weights (*.safetensors, *.bin or their index json): "
-            "a half-written model folder; copy or save the model there again"
-        )
-
-
-@contextmanager
-def _build_lock(out: Path) -> Iterator[None]:
-    """Hold the exclusive lock on building ``out`` (a second builder blocks here until the first is done)."""
-    with open(out.parent / f".{out.name}.lock", "w") as lock_file:
-        try:
-            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            logger.info("waiting for another build of %s to finish", out)
-            fcntl.flock(lock_file, fcntl.LOCK_EX)
-        yield  # the lock goes with the file's close, also when the process dies
-
-
 def build_tiny_model(
     out: str | Path, kind: ModelKind = "vlm", seed: int = 0, force: bool = False, warm_start_steps: int = 0
 ) -> Path:
@@ -163,7 +113,7 @@ def build_tiny_model(
     if not force and is_built(out, kind, seed, warm_start_steps):
         return out  # the marker is only ever in a finished folder, so no lock is needed to reuse it
     out.parent.mkdir(parents=True, exist_ok=True)
-    with _build_lock(out):
+    with folder_lock(out):
         recipe = toy_recipe(out)
         if not force and recipe == _recipe(kind, seed, warm_start_steps):
             return out

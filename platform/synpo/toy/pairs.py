@@ -11,6 +11,7 @@ import json
 import random
 from datetime import UTC, datetime
 
+from synpo.jsonl import jsonl_objects
 from synpo.storage import Storage
 from synpo.toy.videos import DEFAULT_PROMPT
 from synpo.toy.world import COLOURS, SHAPES, SIZES, Scene, Shape, describe_scene, path_for
@@ -56,7 +57,8 @@ def alter_scene(scene: Scene, alteration: str, rng: random.Random) -> Scene:
 def toy_pairs(videos: str, seed: int = 0, storage: Storage | None = None) -> list[dict]:
     """One pair per toy video listed in ``videos``/manifest.jsonl, alterations cycling colour/direction/object."""
     storage = storage or Storage()
-    manifest = [json.loads(line) for line in storage.read_text(f"{videos.rstrip('/')}/manifest.jsonl").splitlines() if line.strip()]
+    manifest_uri = f"{videos.rstrip('/')}/manifest.jsonl"
+    manifest = [row for _, row in jsonl_objects(storage.read_text(manifest_uri), manifest_uri)]
     rng = random.Random(seed)
     created_at = datetime.now(UTC).isoformat(timespec="seconds")
     rows = []

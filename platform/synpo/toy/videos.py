@@ -13,15 +13,13 @@ from dataclasses import dataclass
 from tqdm import tqdm
 
 from synpo.errors import BadArgument
+from synpo.sampling.prompts import CAPTION_PROMPT
 from synpo.storage import Storage, join_uri, parse_uri
 from synpo.toy.render import encode_mp4
 from synpo.toy.world import Scene, describe_scene, describe_window, make_scene
 from synpo.video.plan import clip_count, clip_ranges
 
-DEFAULT_PROMPT = (
-    "Describe this video in detail: the subject matter, the setting, "
-    "and what happens over time, in order."
-)
+DEFAULT_PROMPT = CAPTION_PROMPT  # the toy manifests carry the platform's captioning instruction
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ each ``prompt (with the video's placeholder tokens) + response + EOS``, right-pa
 included), so one forward pass scores both responses of every pair.
 
 The video of a pair is processed once: ``pixel_values_videos`` / ``video_grid_thw`` describe B
-videos, and :func:`synpo.training.logprobs.policy_logps` encodes them once and feeds the features to
-both sequences of the pair.
+videos, and :func:`synpo.training.logprobs.encode_videos` encodes them once; :func:`~synpo.training.logprobs.response_logps`
+feeds the features to both sequences of the pair.
 """
 
 from __future__ import annotations

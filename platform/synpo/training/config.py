@@ -7,8 +7,10 @@ from typing import Literal
 import pydantic
 
 from synpo.config.base import StrictModel
+from synpo.config.sections import MlflowSettings, RaySettings, RegistrySettings
 from synpo.losses import OBJECTIVES
-from synpo.storage import StorageConfig, absolute_tracking_uri, absolute_uri
+from synpo.models import absolute_model_uri
+from synpo.storage import StorageConfig, absolute_uri
 from synpo.video.sampler import VideoSamplingConfig
 
 LANGUAGE_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -89,20 +91,6 @@ class RunSettings(StrictModel):
     storage_path: str = pydantic.Field(default="runs/ray", description="checkpoint storage: a local folder or s3:// prefix")
     max_failures: int = pydantic.Field(default=2, ge=-1, description="worker-group restarts from the last checkpoint (-1 = unlimited)")
     checkpoint_every_steps: int = pydantic.Field(default=0, ge=0, description="also checkpoint every N optimizer steps (0 = epoch ends only)")
-    ray_address: str | None = pydantic.Field(default=None, description="Ray cluster address (None = connect to a running cluster or start a local one)")
-    ray_num_cpus: int | None = pydantic.Field(default=None, ge=1, description="logical CPUs for a local Ray started by the job")
-
-
-class MlflowSettings(StrictModel):
-    """Experiment tracking and the model registry."""
-
-    tracking_uri: str = pydantic.Field(default="sqlite:///runs/mlflow.db", description="MLflow tracking URI (sqlite file or server URL)")
-    artifact_location: str | None = pydantic.Field(default=None, description="artifact root for a new experiment (local folder or s3://)")
-    experiment: str = pydantic.Field(default="synpo", description="MLflow experiment name")
-    registered_model: str | None = pydantic.Field(default="synpo-captioner", description="register the best model under this name (None = don't)")
-    include_base_model: bool = pydantic.Field(
-        default=True, description="copy the base model into the logged model (False: record its path; it must be readable where the model loads)"
-    )
 
 
 class TrainConfig(StrictModel):
@@ -113,8 +101,10 @@ class TrainConfig(StrictModel):
     )
     val_pairs: str | None = pydantic.Field(default=None, description="validation pairs (None = split val_fraction off pairs)")
     val_fraction: float = pydantic.Field(default=0.1, ge=0, lt=1, description="share of pairs held out when val_pairs is None")
-    model: str = pydantic.Field(default="runs/models/tiny-vlm", description="local Hugging Face model folder")
-    build_toy_model: bool = pydantic.Field(default=False, description="build the tiny toy VLM at `model` if the folder is missing (atomically, under a file lock); a folder there that is not a finished toy model is refused")
+    model: str = pydantic.Field(
+        default="toy://tiny-vlm",
+        description="the base model: a local folder, an s3:// prefix (downloaded once per node), a hub id, or toy://tiny-vlm (synpo.models)",
+    )
     objective: str = pydantic.Field(default="synpo", description=f"one of: {', '.join(OBJECTIVES)}")
     hyperparameters: dict[str, float | str] = pydantic.Field(
         default_factory=dict, description="objective hyperparameters overriding its defaults (e.g. {alpha: 30, beta: 0.2})"
@@ -137,7 +127,9 @@ class TrainConfig(StrictModel):
     scaling: ScalingSettings = pydantic.Field(default_factory=ScalingSettings, description="Ray Train workers")
     deepspeed: DeepSpeedSettings = pydantic.Field(default_factory=DeepSpeedSettings, description="DeepSpeed ZeRO")
     run: RunSettings = pydantic.Field(default_factory=RunSettings, description="run name, checkpoints, fault tolerance")
-    mlflow: MlflowSettings = pydantic.Field(default_factory=MlflowSettings, description="MLflow tracking and registry")
+    ray: RaySettings = pydantic.Field(default_factory=RaySettings, description="where Ray runs")
+    mlflow: MlflowSettings = pydantic.Field(default_factory=MlflowSettings, description="MLflow tracking (run_name None: run.name)")
+    registry: RegistrySettings = pydantic.Field(default_factory=RegistrySettings, description="where the best model is registered")
 
     @pydantic.field_validator("objective")
     @classmethod
@@ -168,6 +160,8 @@ class TrainConfig(StrictModel):
                 f"optim.effective_batch_size ({self.optim.effective_batch_size}) must be a multiple of "
                 f"micro_batch_size x num_workers ({self.optim.micro_batch_size} x {self.scaling.num_workers})"
             )
+        if not self.mlflow.enabled:
+            raise ValueError("mlflow.enabled=false: training tracks its run and registers its model in MLflow; point mlflow.tracking_uri at a local sqlite file instead")
         if not self.deepspeed.enabled and self.scaling.num_workers > 1:
             raise ValueError("deepspeed.enabled=false trains in one worker only; set scaling.num_workers=1")
         return self
@@ -179,14 +173,9 @@ class TrainConfig(StrictModel):
             update={
                 "pairs": absolute_uri(self.pairs),
                 "val_pairs": absolute_uri(self.val_pairs),
-                "model": absolute_uri(self.model),
+                "model": absolute_model_uri(self.model),
                 "run": self.run.model_copy(update={"storage_path": absolute_uri(self.run.storage_path)}),
-                "mlflow": self.mlflow.model_copy(
-                    update={
-                        "tracking_uri": absolute_tracking_uri(self.mlflow.tracking_uri),
-                        "artifact_location": absolute_uri(self.mlflow.artifact_location),
-                    }
-                ),
+                "mlflow": self.mlflow.with_absolute_paths(),
             }
         )
 

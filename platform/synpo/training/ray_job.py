@@ -17,8 +17,9 @@ import mlflow
 import yaml
 
 from synpo.config.loader import ConfigError
+from synpo.models import resolve_model
+from synpo.sampling.prompts import CAPTION_PROMPT
 from synpo.storage import Storage, join_uri, parse_uri
-from synpo.toy.videos import DEFAULT_PROMPT
 from synpo.training.config import TrainConfig
 from synpo.training.data import load_splits
 from synpo.training.plots import plot_training_curves
@@ -31,7 +32,6 @@ from synpo.training.worker import (
 )
 
 RUN_NAME_TAG = "synpo.run_name"
-TOY_WARM_START_STEPS = 300
 
 
 @dataclass
@@ -65,9 +65,7 @@ def validate_before_ray(config: TrainConfig) -> None:
             f"pairs = {config.pairs!r}: {len(train_rows)} training pairs are fewer than one optimizer step needs "
             f"(effective_batch_size {config.optim.effective_batch_size}); lower optim.effective_batch_size"
         )
-    from synpo.toy.model import check_model_folder
-
-    check_model_folder(config.model, config.build_toy_model, TOY_WARM_START_STEPS, field="model")
+    resolve_model(config.model, Storage(config.storage), field="model")  # fetched or built here once, so workers find it cached
 
 
 def _mlflow_run(config: TrainConfig) -> str:
@@ -86,7 +84,7 @@ def _mlflow_run(config: TrainConfig) -> str:
     if previous:
         mlflow.MlflowClient().update_run(previous[0].info.run_id, status="RUNNING")
         return previous[0].info.run_id
-    run = mlflow.MlflowClient().create_run(experiment_id, run_name=config.run.name, tags={RUN_NAME_TAG: config.run.name})
+    run = mlflow.MlflowClient().create_run(experiment_id, run_name=config.mlflow.run_name or config.run.name, tags={RUN_NAME_TAG: config.run.name})
     return run.info.run_id
 
 
@@ -115,7 +113,6 @@ def _ray_storage(config: TrainConfig) -> tuple[str, object | None]:
 
 
 def run_training(config: TrainConfig) -> JobResult:
-    import ray
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
@@ -123,9 +120,7 @@ def run_training(config: TrainConfig) -> JobResult:
     validate_before_ray(config)
     run_id = _mlflow_run(config)
     _log_config(run_id, config)
-    if not ray.is_initialized():
-        local = {"num_cpus": config.run.ray_num_cpus, "include_dashboard": False} if config.run.ray_address is None else {}
-        ray.init(address=config.run.ray_address, **local)
+    config.ray.init()
     storage_path, storage_filesystem = _ray_storage(config)
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -176,12 +171,12 @@ def _finish(config: TrainConfig, run_id: str, result) -> JobResult:
             mlflow.set_tags({f"synpo.{key}": value for key, value in tags.items() if key != "run_id"})
             version = log_captioner(
                 str(best_dir / ADAPTER_DIR),
-                config.model,
-                config.mlflow.include_base_model,
+                str(resolve_model(config.model, Storage(config.storage))),  # the local base folder, logged or recorded
+                config.registry.include_base_model,
                 config.video.model_dump(),
-                DEFAULT_PROMPT,
+                CAPTION_PROMPT,
                 config.max_response_tokens,
-                config.mlflow.registered_model,
+                config.registry.model_name,
                 tags,
             )
     mlflow.MlflowClient(config.mlflow.tracking_uri).set_terminated(run_id, "FINISHED")

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from synpo.sampling.hf_engine import pick_device
+from synpo.sampling.device import pick_device
 from synpo.storage import Storage
 from synpo.training.collate import PairCollator
 from synpo.training.data import PairDataset

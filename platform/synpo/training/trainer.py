@@ -1,5 +1,5 @@
-"""The preference training loop — the only one: the local job runs it in one process, the Ray Train
-job runs it inside each worker with a DeepSpeed backend.
+"""The preference training loop — the only one: each Ray Train worker runs it (DeepSpeed backend), and so
+do the toy warm start, the benchmarks and the tests in one process (plain-PyTorch backend).
 
     for epoch:                                   (up to optim.epochs)
         for micro-batch:                         (micro_batch_size pairs)

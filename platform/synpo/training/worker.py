@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import random
 import tempfile
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypedDict
@@ -21,6 +22,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
+from synpo.models import resolve_model
 from synpo.storage import Storage, StorageConfig
 from synpo.training.backend import TorchBackend, make_optimizer
 from synpo.training.collate import PairCollator
@@ -77,7 +79,7 @@ class MlflowStepLogger:
         if self.client is not None:
             from mlflow.entities import Metric
 
-            now = int(__import__("time").time() * 1000)
+            now = int(time.time() * 1000)
             self.client.log_batch(self.run_id, metrics=[Metric(key, float(value), now, step) for key, value in row.items()])
         shown = {key: row[key] for key in ("loss", "rewards/margin", "rewards/accuracy", "val/loss", "val/accuracy") if key in row}
         print(f"step {step} " + " ".join(f"{key}={value:.4f}" for key, value in shown.items()), flush=True)
@@ -122,11 +124,12 @@ def train_loop_per_worker(loop_config: WorkerLoopConfig) -> None:
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device() if config.scaling.use_gpu else torch.device("cpu")
     torch.manual_seed(config.seed)  # identical LoRA initialisation on every rank
-    base, processor = load_base(config.model)
-    model = add_lora(base, config.lora).to(device)
     storage = Storage(config.storage)
+    model_dir = resolve_model(config.model, storage)  # this node's copy (cached: fetched or built once per node)
+    base, processor = load_base(str(model_dir))
+    model = add_lora(base, config.lora).to(device)
     train_rows, val_rows = load_splits(config.pairs, config.val_pairs, config.val_fraction, config.seed, storage)
-    video = config.video if is_video_model(config.model) else None
+    video = config.video if is_video_model(str(model_dir)) else None
     collate = PairCollator(processor, config.max_response_tokens)
     micro, accumulation = config.optim.micro_batch_size, config.accumulation_steps
     rows_per_step = micro * accumulation

@@ -1,9 +1,10 @@
 """The loopback judge server's application: fault plan, counters and the OpenAI-compatible routes.
 
-Started by :mod:`synpo.judging.loopback_server` (in a thread, a subprocess, or from the command line).
-``POST /v1/chat/completions`` recognises the criterion from our prompts
-(:func:`synpo.judging.prompts.parse_user_message`), runs the rules judge on the recovered inputs and
-answers in OpenAI's format with ``usage`` (word counts as tokens). ``GET /v1/models`` lists one
+Started by :mod:`synpo.testing.loopback_server` (in a thread, a subprocess, or from the command line).
+``POST /v1/chat/completions`` takes the criterion from the request's ``response_format.json_schema.name``
+(from the user message's layout when the request has no schema), recovers the inputs from the user
+message (both in :mod:`synpo.testing.judge_requests`), runs the rules judge on them and answers in
+OpenAI's format with ``usage`` (word counts as tokens). ``GET /v1/models`` lists one
 model; ``GET /stats`` returns the counters; ``POST /reset`` clears them; ``POST /faults`` changes
 the :class:`FaultPlan` (JSON body with the fields to change).
 
@@ -30,8 +31,9 @@ import pydantic
 from aiohttp import web
 
 from synpo.config.base import StrictModel
-from synpo.judging.prompts import consistency_key, parse_user_message
+from synpo.judging.prompts import consistency_key
 from synpo.judging.rules import score_consistency, score_factuality, score_fidelity
+from synpo.testing.judge_requests import parse_user_message, request_criterion
 
 Fault = Literal["ok", "429", "500", "timeout", "malformed", "out_of_range"]
 RATE_FIELDS = {"429": "rate_429", "500": "rate_500", "timeout": "rate_timeout", "malformed": "rate_malformed", "out_of_range": "rate_out_of_range"}
@@ -93,9 +95,8 @@ class FaultPlan(StrictModel):
         return "ok"
 
 
-def judge_reply(user_text: str) -> dict:
-    """The rules judge's answer to one of our prompts, in the reply format the prompt asks for."""
-    criterion, inputs = parse_user_message(user_text)
+def judge_reply(criterion: str, inputs: dict) -> dict:
+    """The rules judge's answer for ``criterion`` on the recovered ``inputs``, in the reply format the prompt asks for."""
     if criterion == "c1":
         score, reasoning = score_factuality(inputs["candidate"], inputs["clip_captions"])
         return {"reasoning": reasoning, "score": score}
@@ -154,9 +155,9 @@ def build_app(state: ServerState) -> web.Application:
         try:
             body = json.loads(raw)
             user_text = next(message["content"] for message in reversed(body["messages"]) if message["role"] == "user")
-            criterion, problem = parse_user_message(user_text)[0], None
-        except (ValueError, KeyError, TypeError, StopIteration) as error:
-            body, user_text, criterion, problem = None, "", None, error
+            (criterion, inputs), problem = parse_user_message(user_text, request_criterion(body)), None
+        except (ValueError, KeyError, TypeError, AttributeError, StopIteration) as error:
+            body, inputs, criterion, problem = None, {}, None, error
         with state.lock:
             faults = state.faults
             targeted = criterion is not None and (not faults.only_criteria or criterion in faults.only_criteria)
@@ -191,7 +192,7 @@ def build_app(state: ServerState) -> web.Application:
                 return web.json_response({"error": {"message": "injected server error", "type": "server_error"}}, status=500)
             if fault == "timeout":
                 await asyncio.sleep(faults.hang_s)
-            answer = judge_reply(user_text)
+            answer = judge_reply(criterion, inputs)
             echoed = f" (request had Authorization: {request.headers.get('Authorization')})" if faults.echo_authorization else ""
             answer["reasoning"] += echoed
             if fault == "out_of_range":

@@ -8,9 +8,9 @@
     with loopback_server_process(FaultPlan(latency_ms=100)) as base_url:           # a subprocess (own CPU core)
         ...   # counters: GET {base_url}/../stats
 
-    python -m synpo.judging.loopback_server --port 8123 --latency-ms 100 --rate-429 0.1
+    python -m synpo.testing.loopback_server --port 8123 --latency-ms 100 --rate-429 0.1
 
-What it answers and how faults are drawn: :mod:`synpo.judging.loopback_app`.
+What it answers and how faults are drawn: :mod:`synpo.testing.loopback_app`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import httpx
 import uvloop
 from aiohttp import web
 
-from synpo.judging.loopback_app import FaultPlan, ServerState, build_app
+from synpo.testing.loopback_app import FaultPlan, ServerState, build_app
 
 __all__ = ["FaultPlan", "LoopbackJudgeServer", "free_port", "loopback_server_process", "main"]
 
@@ -107,7 +107,7 @@ def free_port() -> int:
 def loopback_server_process(faults: FaultPlan | None = None, port: int | None = None) -> Iterator[str]:
     """Run the server as a subprocess (its own CPU core); yields its base URL, stops it on exit."""
     port = port or free_port()
-    command = [sys.executable, "-m", "synpo.judging.loopback_server", "--port", str(port), "--faults-json", (faults or FaultPlan()).model_dump_json()]
+    command = [sys.executable, "-m", "synpo.testing.loopback_server", "--port", str(port), "--faults-json", (faults or FaultPlan()).model_dump_json()]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base_url = f"http://127.0.0.1:{port}/v1"
     try:

@@ -1,0 +1,62 @@
+"""Config sections every job shares: where Ray runs, where MLflow tracks, where the registry keeps models.
+
+Pair generation, training, and later evaluation and serving embed these same models (``ray:``,
+``mlflow:``, ``registry:`` in their YAML), so a cluster's settings are written once and read the
+same way by every job. A job that wants other defaults passes ``default_factory=lambda: MlflowSettings(...)``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pydantic
+
+from synpo.config.base import StrictModel
+from synpo.storage import absolute_tracking_uri, absolute_uri
+
+
+class RaySettings(StrictModel):
+    """Where Ray runs: a cluster to join, or a local Ray the job starts."""
+
+    address: str | None = pydantic.Field(
+        default=None, description="Ray cluster address (None: $RAY_ADDRESS as set inside `ray job submit`, else a new local Ray)"
+    )
+    num_cpus: int | None = pydantic.Field(default=None, ge=1, description="logical CPUs of a local Ray started by the job (ignored on a cluster)")
+
+    def init(self) -> None:
+        """Join the cluster (never passing local resources to it, which Ray refuses) or start a local Ray."""
+        import ray
+
+        if ray.is_initialized():
+            return
+        if self.address is not None or os.environ.get("RAY_ADDRESS"):
+            ray.init(address=self.address)
+        else:
+            ray.init(num_cpus=self.num_cpus, include_dashboard=False)
+
+
+class MlflowSettings(StrictModel):
+    """Experiment tracking: the job's run, its params, metrics and artifacts."""
+
+    enabled: bool = pydantic.Field(default=True, description="track the job in MLflow")
+    tracking_uri: str = pydantic.Field(default="sqlite:///runs/mlflow.db", description="MLflow tracking URI (sqlite file or server URL)")
+    experiment: str = pydantic.Field(default="synpo", description="MLflow experiment name")
+    artifact_location: str | None = pydantic.Field(
+        default=None, description="artifact root when the job creates the experiment (local folder or s3://; None: MLflow's default)"
+    )
+    run_name: str | None = pydantic.Field(default=None, description="MLflow run name (None: the job derives one)")
+
+    def with_absolute_paths(self) -> MlflowSettings:
+        """Local paths made absolute, so Ray workers (other working directories) reach the same store."""
+        return self.model_copy(
+            update={"tracking_uri": absolute_tracking_uri(self.tracking_uri), "artifact_location": absolute_uri(self.artifact_location)}
+        )
+
+
+class RegistrySettings(StrictModel):
+    """The MLflow model registry: which registered model a job's model becomes a version of."""
+
+    model_name: str | None = pydantic.Field(default="synpo-captioner", description="registered model name (None: log, don't register)")
+    include_base_model: bool = pydantic.Field(
+        default=True, description="copy the base model into the logged model (False: record its path; it must be readable where the model loads)"
+    )
