@@ -90,9 +90,10 @@ def test_each_objective_lowers_its_loss_prefers_chosen_more_and_only_lora_change
     model, before, history, ((summed_before, mean_before), (summed_after, mean_after)) = train(warm_vlm, examples, objective)
     assert len(history) == STEPS and all(math.isfinite(row["loss"]) for row in history)
     assert window_mean(history, "loss", first=False) < window_mean(history, "loss", first=True), objective
-    assert summed_after.mean() > summed_before.mean() and mean_after.mean() > mean_before.mean(), (objective, summed_before, summed_after)
-    assert (summed_after > 0).float().mean() >= (summed_before > 0).float().mean(), (objective, summed_before, summed_after)
-    assert window_mean(history, "rewards/margin", first=False) > window_mean(history, "rewards/margin", first=True), objective
+    assert summed_after.mean() > summed_before.mean(), ("log pi(y_w) - log pi(y_l) fell", objective, summed_before, summed_after)
+    assert mean_after.mean() > mean_before.mean(), ("M(y_w) - M(y_l) fell", objective, mean_before, mean_after)
+    assert (summed_after > 0).float().mean() >= (summed_before > 0).float().mean(), ("accuracy fell", objective, summed_before, summed_after)
+    assert window_mean(history, "rewards/margin", first=False) > window_mean(history, "rewards/margin", first=True), ("reward margin fell", objective)
     changed = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
     assert changed and all("lora_" in name for name in changed)
     merged_free = {name.replace("base_model.model.", "").replace(".base_layer", ""): tensor for name, tensor in model.state_dict().items() if "lora_" not in name}
