@@ -176,6 +176,12 @@ class Storage:
         code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
         return code in ("404", "NoSuchKey", "NotFound")
 
+    def _object_error(self, error: Exception, uri: str, verb: str) -> StorageError:
+        """An S3 failure on one object as our error: :class:`ObjectNotFound` when it is missing, else :class:`StorageError`."""
+        if self._is_missing(error):
+            return ObjectNotFound(f"no object at {uri!r}")
+        return StorageError(f"{verb} {uri!r} failed: {error}")
+
     # -- operations --------------------------------------------------------------------------------
 
     def read_bytes(self, uri: str) -> bytes:
@@ -193,12 +199,8 @@ class Storage:
         try:
             response = self._s3().get_object(Bucket=location.bucket, Key=location.key)
             return response["Body"].read()
-        except ClientError as error:
-            if self._is_missing(error):
-                raise ObjectNotFound(f"no object at {uri!r}") from None
-            raise StorageError(f"reading {uri!r} failed: {error}") from error
-        except BotoCoreError as error:
-            raise StorageError(f"reading {uri!r} failed: {error}") from error
+        except (ClientError, BotoCoreError) as error:
+            raise self._object_error(error, uri, "reading") from error
 
     def local_path_or_bytes(self, uri: str) -> str | bytes:
         """What a file reader that seeks (PyAV) should open: the path of a local file, else the object's bytes."""
@@ -320,12 +322,8 @@ class Storage:
 
         try:
             self._s3().download_file(location.bucket, location.key, str(path))
-        except ClientError as error:
-            if self._is_missing(error):
-                raise ObjectNotFound(f"no object at {uri!r}") from None
-            raise StorageError(f"downloading {uri!r} failed: {error}") from error
-        except BotoCoreError as error:
-            raise StorageError(f"downloading {uri!r} failed: {error}") from error
+        except (ClientError, BotoCoreError) as error:
+            raise self._object_error(error, uri, "downloading") from error
 
     def check_writable(self, uri: str, what: str, folder: bool) -> None:
         """Fail now, before any work is paid for, if ``uri`` cannot take an output: ``what`` names the setting
