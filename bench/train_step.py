@@ -24,20 +24,27 @@ from pathlib import Path
 
 import torch
 from peft import LoraConfig
-from torch.utils.data import DataLoader
 from transformers import Qwen2Config, Qwen2ForCausalLM, TrainerCallback
 
 from synpo.storage import Storage
 from synpo.toy.pairs import toy_pairs
 from synpo.toy.tokenizer import IM_END, PAD_TOKEN, train_tokenizer
 from synpo.toy.videos import ToyVideoSpec, write_toy_videos
-from synpo.training.backend import TorchBackend
+from synpo.training.batches import InMemoryBatches
 from synpo.training.collate import PairCollator, PairExample
-from synpo.training.config import LoraSettings, OptimSettings, ScalingSettings, TrainConfig
+from synpo.training.config import (
+    DeepSpeedSettings,
+    DiagnosticsSettings,
+    LoraSettings,
+    OptimSettings,
+    ScalingSettings,
+    TrainConfig,
+)
 from synpo.training.data import PairDataset
 from synpo.training.logprobs import response_logps
-from synpo.training.model import add_lora, load_base, trainable_parameters
-from synpo.training.trainer import PreferenceTrainer
+from synpo.training.model import add_lora, load_base
+from synpo.training.recipe import build_trainer, load_policy
+from synpo.training.trainer import LoopHooks
 from synpo.video.sampler import VideoSamplingConfig
 
 BATCH_PAIRS = 8
@@ -61,26 +68,20 @@ def build_text_lm(folder: Path, vocab_size: int) -> Path:
 
 def ours(model_dir: Path, rows: list[dict], objective: str, steps: int, warmup: int) -> list[float]:
     """Step times (s) of our loop for ``objective`` on a text model."""
-    torch.manual_seed(0)
     total = warmup + steps
     config = TrainConfig(
-        pairs="bench", model=str(model_dir), objective=objective,
-        scaling=ScalingSettings(num_workers=1),
+        pairs="in-memory", model=str(model_dir), objective=objective,
+        scaling=ScalingSettings(num_workers=1), deepspeed=DeepSpeedSettings(enabled=False),
         lora=LoraSettings(rank=LORA_RANK, alpha=2 * LORA_RANK, dropout=0.0),
         optim=OptimSettings(effective_batch_size=BATCH_PAIRS, micro_batch_size=BATCH_PAIRS, epochs=1000, max_steps=total),
+        diagnostics=DiagnosticsSettings(grad_norm_every_steps=0),
     )
-    config.diagnostics.grad_norm_every_steps = 0
-    base, tokenizer = load_base(model_dir)
-    model = add_lora(base, config.lora)
+    policy = load_policy(config, model_dir)
     examples = [PairExample(row["pair_id"], row["prompt"], row["chosen"], row["rejected"]) for row in rows]
-    collate = PairCollator(tokenizer, max_response_tokens=256)
+    batches = InMemoryBatches(examples, PairCollator(policy.processor, max_response_tokens=256), config)
     ends: list[float] = [time.perf_counter()]
-    trainer = PreferenceTrainer(
-        config, model, TorchBackend([p for _, p in trainable_parameters(model)], config.optim, total),
-        lambda epoch: DataLoader(examples, batch_size=BATCH_PAIRS, shuffle=True, generator=torch.Generator().manual_seed(epoch), collate_fn=collate),
-        None, accumulation_steps=1, total_steps=total, device=torch.device("cpu"),
-        log=lambda metrics, step: ends.append(time.perf_counter()),
-    )
+    trainer = build_trainer(config, policy, batches, hooks=LoopHooks(log=lambda metrics, step: ends.append(time.perf_counter())))
+    ends[0] = time.perf_counter()
     trainer.fit()
     return [later - earlier for earlier, later in zip(ends, ends[1:], strict=False)][warmup:]
 

@@ -14,25 +14,11 @@ import deepspeed
 import pytest
 import torch
 
-from synpo.testing.loopback_server import free_port
-from synpo.training.backend import make_optimizer
 from synpo.training.config import DeepSpeedSettings, LoraSettings, OptimSettings, ScalingSettings, TrainConfig
 from synpo.training.deepspeed_backend import CHECKPOINT_TAG, DeepSpeedBackend
-from synpo.training.model import add_lora, load_base, trainable_parameters
+from synpo.training.model import add_lora, load_base
 
 STEPS = 3
-
-
-@pytest.fixture(scope="module")
-def process_group():
-    """A one-rank gloo process group, as ``deepspeed.initialize(dist_init_required=False)`` expects."""
-    single_rank = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"}
-    with pytest.MonkeyPatch.context() as environment:
-        for name, value in single_rank.items():
-            environment.setenv(name, value)
-        deepspeed.init_distributed(dist_backend="gloo")
-        yield
-        deepspeed.comm.destroy_process_group()
 
 
 def train_config(zero_stage: int) -> TrainConfig:
@@ -50,9 +36,7 @@ def lora_backend(model_dir: Path, zero_stage: int, seed: int) -> DeepSpeedBacken
     torch.manual_seed(seed)
     base, _ = load_base(model_dir)
     model = add_lora(base, LoraSettings(rank=4, alpha=8, dropout=0.0))
-    config = train_config(zero_stage)
-    optimizer, scheduler = make_optimizer([parameter for _, parameter in trainable_parameters(model)], config.optim, total_steps=8)
-    return DeepSpeedBackend(model, optimizer, scheduler, config, world_size=1, use_bf16=False)
+    return DeepSpeedBackend(model, train_config(zero_stage), world_size=1, total_steps=8, use_bf16=False)
 
 
 def training_state(backend: DeepSpeedBackend) -> dict[str, torch.Tensor]:

@@ -15,8 +15,7 @@ SETTINGS = OptimSettings(learning_rate=1e-2, warmup_ratio=0.25, effective_batch_
 
 
 def backend_for(layer: torch.nn.Linear) -> TorchBackend:
-    parameters = list(layer.named_parameters())
-    return TorchBackend([parameter for _, parameter in parameters], SETTINGS, total_steps=8, named_trainable=parameters)
+    return TorchBackend(layer, SETTINGS, total_steps=8)
 
 
 def test_round_trip_restores_weights_optimizer_and_schedule(tmp_path):

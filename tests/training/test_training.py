@@ -4,19 +4,26 @@ import math
 
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
-from synpo.losses import OBJECTIVES
+from synpo.losses import OBJECTIVES, get_objective
 from synpo.losses.common import mean_logp, sequence_logp
 from synpo.storage import Storage
-from synpo.training.backend import TorchBackend
+from synpo.training.batches import InMemoryBatches
 from synpo.training.collate import PairCollator
-from synpo.training.config import LoraSettings, OptimSettings, ScalingSettings, TrainConfig
+from synpo.training.config import (
+    DeepSpeedSettings,
+    DiagnosticsSettings,
+    LoraSettings,
+    OptimSettings,
+    ScalingSettings,
+    TrainConfig,
+)
 from synpo.training.data import PairDataset
 from synpo.training.logprobs import reference_sequence_logps, response_logps
-from synpo.training.model import add_lora, load_base, trainable_parameters
+from synpo.training.model import add_lora, load_base
+from synpo.training.recipe import build_trainer, load_policy
 from synpo.training.step import NonFiniteLossError, compute_step
-from synpo.training.trainer import PreferenceTrainer
+from synpo.training.trainer import LoopHooks
 from synpo.video.sampler import VideoSamplingConfig
 
 VIDEO = VideoSamplingConfig(num_frames=8, max_side=160)
@@ -41,38 +48,26 @@ def preference_margins(model, collate, examples) -> tuple[torch.Tensor, torch.Te
 
 
 def train(model_dir, examples, objective, steps=STEPS, **hyperparameters):
-    torch.manual_seed(0)
     config = TrainConfig(
-        pairs="unused",
+        pairs="in-memory",
         model=str(model_dir),
         objective=objective,
         scaling=ScalingSettings(num_workers=1),
+        deepspeed=DeepSpeedSettings(enabled=False),
         hyperparameters=hyperparameters,
         lora=LoraSettings(rank=8, alpha=16, dropout=0.0),
         optim=OptimSettings(learning_rate=2e-3, warmup_ratio=0.0, effective_batch_size=4, micro_batch_size=4, epochs=1000, max_steps=steps),
+        diagnostics=DiagnosticsSettings(grad_norm_every_steps=8),
         video=VIDEO,
     )
-    config.diagnostics.grad_norm_every_steps = 8
-    base, processor = load_base(model_dir)
-    before = {name: tensor.clone() for name, tensor in base.state_dict().items()}
-    model = add_lora(base, config.lora)
-    collate = PairCollator(processor, 160)
+    policy = load_policy(config, model_dir)
+    before = {name: tensor.clone() for name, tensor in policy.model.state_dict().items() if "lora_" not in name}
+    collate = PairCollator(policy.processor, 160)
     history = []
-    parameters = [parameter for _, parameter in trainable_parameters(model)]
-    trainer = PreferenceTrainer(
-        config,
-        model,
-        TorchBackend(parameters, config.optim, steps),
-        lambda epoch: DataLoader(examples, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(epoch), collate_fn=collate),
-        None,
-        accumulation_steps=1,
-        total_steps=steps,
-        device=torch.device("cpu"),
-        log=lambda metrics, step: history.append(metrics),
-    )
-    margins_before = preference_margins(model, collate, examples)  # LoRA B starts at zero: the warm model itself
+    trainer = build_trainer(config, policy, InMemoryBatches(examples, collate, config), hooks=LoopHooks(log=lambda metrics, step: history.append(metrics)))
+    margins_before = preference_margins(policy.model, collate, examples)  # LoRA B starts at zero: the warm model itself
     trainer.fit()
-    return model, before, history, (margins_before, preference_margins(model, collate, examples))
+    return policy.model, before, history, (margins_before, preference_margins(policy.model, collate, examples))
 
 
 def window_mean(history, key, first: bool):
@@ -96,9 +91,10 @@ def test_each_objective_lowers_its_loss_prefers_chosen_more_and_only_lora_change
     assert window_mean(history, "rewards/margin", first=False) > window_mean(history, "rewards/margin", first=True), ("reward margin fell", objective)
     changed = {name for name, parameter in model.named_parameters() if parameter.requires_grad}
     assert changed and all("lora_" in name for name in changed)
-    merged_free = {name.replace("base_model.model.", "").replace(".base_layer", ""): tensor for name, tensor in model.state_dict().items() if "lora_" not in name}
+    after = {name: tensor for name, tensor in model.state_dict().items() if "lora_" not in name}
+    assert after.keys() == before.keys()
     for name, tensor in before.items():
-        assert torch.equal(merged_free[name], tensor), f"{objective} changed frozen weight {name}"
+        assert torch.equal(after[name], tensor), f"{objective} changed frozen weight {name}"
     split = [row for row in history if "grad_norm/chosen" in row]
     assert len(split) == STEPS // 8 and all(row["grad_norm/chosen"] > 0 for row in split)
     if objective != "sft":  # SFT's loss never sees the rejected response
@@ -125,11 +121,11 @@ def test_non_finite_loss_names_the_step_and_pairs(warm_vlm, examples):
     base, processor = load_base(warm_vlm)
     model = add_lora(base, LoraSettings(rank=4, alpha=8))
     batch = PairCollator(processor, 160)(examples[:2])
-    objective = OBJECTIVES["dpo"]
+    objective = get_objective("dpo").configure({})
     batch.ref_chosen_logp = torch.tensor([float("nan"), 0.0])
     batch.ref_rejected_logp = torch.tensor([0.0, 0.0])
     with pytest.raises(NonFiniteLossError) as error:
-        compute_step(model, batch, objective, {}, reference="precomputed", step=17)
+        compute_step(model, batch, objective, reference="precomputed", step=17)
     assert "step 17" in str(error.value) and examples[0].pair_id in str(error.value)
 
 
@@ -138,7 +134,7 @@ def test_precomputed_reference_is_required_when_asked(warm_vlm, examples):
     model = add_lora(base, LoraSettings(rank=4, alpha=8))
     batch = PairCollator(processor, 160)(examples[:2])
     with pytest.raises(ValueError, match="needs ref_chosen_logp"):
-        compute_step(model, batch, OBJECTIVES["dpo"], {}, reference="precomputed")
+        compute_step(model, batch, get_objective("dpo").configure({}), reference="precomputed")
 
 
 def test_precomputed_reference_matches_adapters_off(warm_vlm, toy_pair_rows, examples):
@@ -151,6 +147,6 @@ def test_precomputed_reference_matches_adapters_off(warm_vlm, toy_pair_rows, exa
     precomputed = PairDataset(enriched, VIDEO, Storage())
     batch = PairCollator(processor, 160)([precomputed[0], precomputed[1]])
     with torch.no_grad():
-        stored = compute_step(model, batch, OBJECTIVES["dpo"], {}, reference="precomputed")
-        live = compute_step(model, batch, OBJECTIVES["dpo"], {}, reference="adapters_off")
+        stored = compute_step(model, batch, get_objective("dpo").configure({}), reference="precomputed")
+        live = compute_step(model, batch, get_objective("dpo").configure({}), reference="adapters_off")
     assert torch.allclose(stored.output.losses, live.output.losses, atol=1e-4)

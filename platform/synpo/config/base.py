@@ -6,6 +6,7 @@ import pydantic
 
 
 class StrictModel(pydantic.BaseModel):
-    """A config section: unknown keys are errors, assignments are validated, every field has help text."""
+    """A config section: unknown keys are errors, every field has help text, and it is never changed once
+    validated (frozen: assigning a field raises; derive a changed copy with ``model_copy(update=...)``)."""
 
-    model_config = pydantic.ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)

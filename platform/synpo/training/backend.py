@@ -1,15 +1,38 @@
 """How gradients become updates. The loop calls ``backward`` per micro-batch and ``step`` per
 optimizer step; the plain-PyTorch backend owns AdamW, the linear warmup schedule and clipping.
-(The Ray Train job supplies a DeepSpeed backend with the same two methods.)"""
+(``deepspeed_backend.py`` has the DeepSpeed backend with the same interface; ``recipe.py`` picks one.)"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 import torch
 from transformers import get_linear_schedule_with_warmup
 
 from synpo.training.config import OptimSettings
+from synpo.training.model import trainable_parameters
+
+
+class Backend(Protocol):
+    """What the training loop needs from a backend (:class:`TorchBackend`, ``DeepSpeedBackend``)."""
+
+    hooks_on_parameters: bool  # gradient hooks on the real parameters (diagnostic passes must use copies)
+    partitions_parameters: bool  # no rank holds whole parameters (ZeRO-3)
+
+    @property
+    def model(self) -> torch.nn.Module: ...  # what to call forward on
+
+    @property
+    def learning_rate(self) -> float: ...
+
+    def backward(self, loss: torch.Tensor, accumulation_steps: int) -> None: ...
+
+    def step(self) -> float: ...
+
+    def save(self, folder: Path) -> None: ...
+
+    def load(self, folder: Path) -> None: ...
 
 
 def make_optimizer(parameters: list[torch.nn.Parameter], settings: OptimSettings, total_steps: int):
@@ -21,14 +44,17 @@ def make_optimizer(parameters: list[torch.nn.Parameter], settings: OptimSettings
 
 
 class TorchBackend:
-    def __init__(
-        self, parameters: list[torch.nn.Parameter], settings: OptimSettings, total_steps: int,
-        named_trainable: list[tuple[str, torch.nn.Parameter]] | None = None,
-    ) -> None:
-        self.parameters = parameters
-        self.named_trainable = named_trainable or []
+    """One process, no wrapper: ``model`` is trained as it is (its parameters that require grad)."""
+
+    hooks_on_parameters = False  # the chosen/rejected gradient split can run on the real parameters
+    partitions_parameters = False
+
+    def __init__(self, model: torch.nn.Module, settings: OptimSettings, total_steps: int) -> None:
+        self.model = model
+        self.named_trainable = trainable_parameters(model)
+        self.parameters = [parameter for _, parameter in self.named_trainable]
         self.settings = settings
-        self.optimizer, self.scheduler = make_optimizer(parameters, settings, total_steps)
+        self.optimizer, self.scheduler = make_optimizer(self.parameters, settings, total_steps)
 
     def backward(self, loss: torch.Tensor, accumulation_steps: int) -> None:
         (loss / accumulation_steps).backward()

@@ -8,7 +8,7 @@ import pydantic
 
 from synpo.config.base import StrictModel
 from synpo.config.sections import MlflowSettings, RaySettings, RegistrySettings
-from synpo.losses import OBJECTIVES
+from synpo.losses import OBJECTIVES, ConfiguredObjective, get_objective
 from synpo.models import absolute_model_uri
 from synpo.storage import StorageConfig, absolute_uri
 from synpo.video.sampler import VideoSamplingConfig
@@ -105,9 +105,11 @@ class TrainConfig(StrictModel):
         default="toy://tiny-vlm",
         description="the base model: a local folder, an s3:// prefix (downloaded once per node), a hub id, or toy://tiny-vlm (synpo.models)",
     )
-    objective: str = pydantic.Field(default="synpo", description=f"one of: {', '.join(OBJECTIVES)}")
-    hyperparameters: dict[str, float | str] = pydantic.Field(
-        default_factory=dict, description="objective hyperparameters overriding its defaults (e.g. {alpha: 30, beta: 0.2})"
+    objective: str = pydantic.Field(
+        default="synpo", description=f"one of: {', '.join(OBJECTIVES)} (SynPO's variants are objectives of their own: synpo_v1..synpo_v5)"
+    )
+    hyperparameters: dict[str, float] = pydantic.Field(
+        default_factory=dict, description="the objective's numeric hyperparameters overriding its defaults (e.g. {alpha: 30, beta: 0.2})"
     )
     reference: Literal["adapters_off", "precomputed"] = pydantic.Field(
         default="adapters_off",
@@ -138,12 +140,17 @@ class TrainConfig(StrictModel):
             raise ValueError(f"unknown objective {value!r}; allowed: {', '.join(OBJECTIVES)}")
         return value
 
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _hyperparameter_names(cls, data):
+        """Names first (before the values must parse as numbers), so a misplaced key gets the helpful error."""
+        if isinstance(data, dict) and isinstance(data.get("hyperparameters"), dict) and data.get("objective", "synpo") in OBJECTIVES:
+            get_objective(data.get("objective", "synpo")).check_names(data["hyperparameters"])
+        return data
+
     @pydantic.model_validator(mode="after")
     def _hyperparameters_fit_objective(self) -> TrainConfig:
-        allowed = OBJECTIVES[self.objective].defaults
-        unknown = sorted(set(self.hyperparameters) - set(allowed))
-        if unknown:
-            raise ValueError(f"objective {self.objective!r} has no hyperparameter(s) {unknown}; it takes {sorted(allowed) or 'none'}")
+        self.loss_objective()  # unknown hyperparameters are an error here, before any work
         changes_base = self.lora.train_vision_tower or not self.lora.enabled
         if changes_base and OBJECTIVES[self.objective].needs_reference and self.reference == "adapters_off":
             raise ValueError(
@@ -178,6 +185,14 @@ class TrainConfig(StrictModel):
                 "mlflow": self.mlflow.with_absolute_paths(),
             }
         )
+
+    def loss_objective(self) -> ConfiguredObjective:
+        """The objective named by ``objective`` with ``hyperparameters`` applied."""
+        return get_objective(self.objective).configure(self.hyperparameters)
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """Optimizer steps the run makes: every epoch, or ``optim.max_steps`` if that comes first."""
+        return min(self.optim.epochs * steps_per_epoch, self.optim.max_steps or 10**12)
 
     @property
     def accumulation_steps(self) -> int:

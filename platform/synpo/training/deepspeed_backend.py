@@ -11,7 +11,9 @@ from deepspeed.runtime.fp16.loss_scaler import LossScaler
 from deepspeed.runtime.zero.config import ZeroStageEnum
 from deepspeed.utils.tensor_fragment import fragment_address
 
+from synpo.training.backend import make_optimizer
 from synpo.training.config import TrainConfig
+from synpo.training.model import trainable_parameters
 
 CHECKPOINT_TAG = "state"
 
@@ -57,10 +59,16 @@ def deepspeed_config(config: TrainConfig, world_size: int, use_bf16: bool) -> di
 
 
 class DeepSpeedBackend:
-    """Same two calls as :class:`~synpo.training.backend.TorchBackend`; DeepSpeed scales the loss by the
-    accumulation steps, reduces gradients across workers, clips and steps at the accumulation boundary."""
+    """Same interface as :class:`~synpo.training.backend.TorchBackend`; DeepSpeed scales the loss by the
+    accumulation steps, reduces gradients across workers, clips and steps at the accumulation boundary.
+    ``model`` is the DeepSpeed engine wrapping the module."""
 
-    def __init__(self, model: torch.nn.Module, optimizer, scheduler, config: TrainConfig, world_size: int, use_bf16: bool):
+    hooks_on_parameters = True  # ZeRO's gradient-reduction hooks: diagnostics must use parameter copies
+
+    def __init__(self, model: torch.nn.Module, config: TrainConfig, world_size: int, total_steps: int, use_bf16: bool):
+        parameters = [parameter for _, parameter in trainable_parameters(model)]
+        optimizer, scheduler = make_optimizer(parameters, config.optim, total_steps)
+        self.partitions_parameters = config.deepspeed.zero_stage == 3
         self.engine, _, _, _ = deepspeed.initialize(
             model=model,
             optimizer=optimizer,
@@ -73,6 +81,10 @@ class DeepSpeedBackend:
         # the same DeepSpeedConfig, and the replacement saves exactly as it did.
         self.engine.checkpoint_engine = WeightsOnlyCheckpointEngine(self.engine._config)
         self.scheduler = scheduler
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.engine
 
     def backward(self, loss: torch.Tensor, accumulation_steps: int) -> None:
         self.engine.backward(loss)

@@ -20,16 +20,11 @@ from synpo.config.loader import ConfigError
 from synpo.models import resolve_model
 from synpo.sampling.prompts import CAPTION_PROMPT
 from synpo.storage import Storage, join_uri, parse_uri
+from synpo.training.batches import steps_per_epoch
 from synpo.training.config import TrainConfig
 from synpo.training.data import load_splits
 from synpo.training.plots import plot_training_curves
-from synpo.training.worker import (
-    ADAPTER_DIR,
-    STATE_FILE,
-    WorkerLoopConfig,
-    steps_per_epoch,
-    train_loop_per_worker,
-)
+from synpo.training.worker import ADAPTER_DIR, STATE_FILE, WorkerLoopConfig, train_loop_per_worker
 
 RUN_NAME_TAG = "synpo.run_name"
 

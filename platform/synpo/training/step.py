@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from synpo.losses import LossOutput, Objective, compute_loss
+from synpo.losses import ConfiguredObjective, LossOutput
 from synpo.losses.common import mean_logp
 from synpo.pairs.schema import PairSchemaError
 from synpo.training.collate import PairBatch
@@ -48,8 +48,7 @@ class StepResult:
 def compute_step(
     model: torch.nn.Module,
     batch: PairBatch,
-    objective: Objective,
-    hyperparameters: dict[str, float | str],
+    objective: ConfiguredObjective,
     reference: str = "adapters_off",
     encode_video_once: bool = True,
     step: int | None = None,
@@ -65,9 +64,7 @@ def compute_step(
             ref_chosen, ref_rejected = batch.ref_chosen_logp, batch.ref_rejected_logp
         else:
             ref_chosen, ref_rejected = reference_sequence_logps(model, batch, video_features=features)
-    output = compute_loss(
-        objective, hyperparameters, policy.chosen_logps, policy.chosen_mask, policy.rejected_logps, policy.rejected_mask, ref_chosen, ref_rejected
-    )
+    output = objective(policy.chosen_logps, policy.chosen_mask, policy.rejected_logps, policy.rejected_mask, ref_chosen, ref_rejected)
     loss = output.losses.mean()
     if not math.isfinite(float(loss.detach())):
         raise NonFiniteLossError(f"non-finite loss {float(loss.detach())} at step {step} for pairs {batch.pair_ids}")

@@ -12,27 +12,40 @@ do the toy warm start, the benchmarks and the tests in one process (plain-PyTorc
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
 
-from synpo.losses import get_objective
+from synpo.training.backend import Backend
+from synpo.training.batches import PairBatches
 from synpo.training.collate import PairBatch
 from synpo.training.config import TrainConfig
-from synpo.training.model import trainable_parameters
 from synpo.training.step import ClonedParameters, compute_step, gradient_split
 
 MetricLogger = Callable[[dict[str, float], int], None]
 Reducer = Callable[[dict[str, float], float], dict[str, float]]
 """(local weighted means, local weight) -> means over all workers."""
-Checkpointer = Callable[["TrainResult", int, int, dict[str, float]], None]
-"""(result so far, epoch, optimizer steps done in that epoch, latest metrics) -> save a checkpoint."""
+Checkpointer = Callable[[Backend, "TrainResult", int, int, dict[str, float]], None]
+"""(backend, result so far, epoch, optimizer steps done in that epoch, latest metrics) -> save a checkpoint."""
 
 
 def local_only(metrics: dict[str, float], weight: float) -> dict[str, float]:
     return metrics
+
+
+def no_logging(metrics: dict[str, float], step: int) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class LoopHooks:
+    """Where the loop reports: metric rows (rank 0 logs them), cross-worker means, checkpoints."""
+
+    log: MetricLogger = no_logging
+    reduce: Reducer = local_only
+    checkpoint: Checkpointer | None = None
 
 
 @dataclass
@@ -50,29 +63,16 @@ def _mean(rows: list[dict[str, float]], weights: list[int]) -> dict[str, float]:
 
 
 class PreferenceTrainer:
-    def __init__(
-        self,
-        config: TrainConfig,
-        model: torch.nn.Module,
-        backend,
-        train_batches: Callable[[int], Iterable[PairBatch]],
-        val_batches: Callable[[], Iterable[PairBatch]] | None,
-        accumulation_steps: int,
-        total_steps: int,
-        device: torch.device,
-        log: MetricLogger,
-        reduce: Reducer = local_only,
-        checkpoint: Checkpointer | None = None,
-        isolate_gradient_split: bool = False,
-    ) -> None:
-        self.config, self.model, self.backend = config, model, backend
-        self.train_batches, self.val_batches = train_batches, val_batches
-        self.accumulation_steps, self.total_steps = accumulation_steps, total_steps
-        self.device, self.log = device, log
-        self.reduce, self.checkpoint = reduce, checkpoint
-        self.isolate_gradient_split = isolate_gradient_split
-        self.objective = get_objective(config.objective)
-        self.parameters = [parameter for _, parameter in trainable_parameters(model)]
+    """Built by :func:`synpo.training.recipe.build_trainer`; everything it does follows from ``config``."""
+
+    def __init__(self, config: TrainConfig, backend: Backend, batches: PairBatches, device: torch.device, hooks: LoopHooks) -> None:
+        self.config, self.backend, self.batches = config, backend, batches
+        self.model = backend.model
+        self.device, self.hooks = device, hooks
+        self.objective = config.loss_objective()
+        self.accumulation_steps = config.accumulation_steps
+        # ZeRO-3 partitions the parameters: no rank can take the chosen/rejected split of whole gradients.
+        self.grad_split_every = 0 if backend.partitions_parameters else config.diagnostics.grad_norm_every_steps
 
     def _autocast(self):
         if self.device.type == "cuda":
@@ -85,7 +85,6 @@ class PreferenceTrainer:
                 self.model,
                 batch.to(self.device),
                 self.objective,
-                self.config.hyperparameters,
                 reference=self.config.reference,
                 encode_video_once=self.config.encode_video_once,
                 step=step,
@@ -93,31 +92,32 @@ class PreferenceTrainer:
 
     def _gradient_split(self, batch: PairBatch, step_output) -> dict[str, float]:
         """Chosen/rejected gradient norms; under DeepSpeed on hook-free parameter copies (one extra forward)."""
-        if not self.isolate_gradient_split:
-            return gradient_split(step_output, self.parameters)
+        if not self.backend.hooks_on_parameters:
+            return gradient_split(step_output, [parameter for parameter in self.model.parameters() if parameter.requires_grad])
         copies = ClonedParameters(self.model.module)
         with self._autocast():
             result = compute_step(
-                copies, batch.to(self.device), self.objective, self.config.hyperparameters,
+                copies, batch.to(self.device), self.objective,
                 reference=self.config.reference, encode_video_once=self.config.encode_video_once,
             )
         return gradient_split(result, list(copies.clones.values()))
 
     def evaluate(self) -> dict[str, float]:
         """Validation means: loss, accuracy, margin and the held-out NLL of chosen captions."""
-        if self.val_batches is None:
+        batches = self.batches.validation()
+        if batches is None:
             return {}
         rows, weights = [], []
         self.model.eval()
         with torch.no_grad():
-            for batch in self.val_batches():
+            for batch in batches:
                 metrics = self._step_result(batch, step=-1).metrics()
                 rows.append(metrics)
                 weights.append(batch.num_pairs)
         self.model.train()
         if not rows:
             return {}
-        mean = self.reduce(_mean(rows, weights), float(sum(weights)))
+        mean = self.hooks.reduce(_mean(rows, weights), float(sum(weights)))
         return {
             "val/loss": mean["loss"],
             "val/accuracy": mean["rewards/accuracy"],
@@ -135,7 +135,7 @@ class PreferenceTrainer:
         result.steps += 1
         elapsed = time.perf_counter() - window.started
         row = {
-            **self.reduce(_mean(window.rows, window.weights), float(sum(window.weights))),
+            **self.hooks.reduce(_mean(window.rows, window.weights), float(sum(window.weights))),
             **window.split,
             "grad_norm/total": grad_norm,
             "lr": self.backend.learning_rate,
@@ -147,7 +147,7 @@ class PreferenceTrainer:
         if every.eval_every_steps and result.steps % every.eval_every_steps == 0:
             row.update(self.evaluate())
         if result.steps % every.log_every_steps == 0 or "val/loss" in row:
-            self.log(row, result.steps)
+            self.hooks.log(row, result.steps)
             result.history.append({"step": result.steps, **row})
         return row
 
@@ -157,20 +157,20 @@ class PreferenceTrainer:
     def fit(self, start_epoch: int = 0, resume: TrainResult | None = None, steps_done_in_start_epoch: int = 0) -> TrainResult:
         """Train from ``start_epoch`` (continuing ``resume``'s counters and best epoch, if given).
 
-        ``train_batches(start_epoch)`` must already skip the ``steps_done_in_start_epoch`` optimizer
-        steps a resumed run completed. ``checkpoint`` is called at every epoch end and every
+        ``batches.train(start_epoch)`` must already skip the ``steps_done_in_start_epoch`` optimizer
+        steps a resumed run completed. ``hooks.checkpoint`` is called at every epoch end and every
         ``run.checkpoint_every_steps``; the epoch that is best on ``best_metric`` is recorded in the result.
         A trailing group of fewer than ``accumulation_steps`` micro-batches at the end of an epoch
         still makes an optimizer step (its gradient is smaller, never carried into the next epoch).
         """
         result = resume or TrainResult()
-        grad_split_every = self.config.diagnostics.grad_norm_every_steps
+        grad_split_every, checkpoint = self.grad_split_every, self.hooks.checkpoint
         checkpoint_every = self.config.run.checkpoint_every_steps
         self.model.train()
         for epoch in range(start_epoch, self.config.optim.epochs):
             window = _StepWindow()
             steps_in_epoch = steps_done_in_start_epoch if epoch == start_epoch else 0
-            for micro_index, batch in enumerate(self.train_batches(epoch)):
+            for micro_index, batch in enumerate(self.batches.train(epoch)):
                 step_output = self._step_result(batch, result.steps + 1)
                 starts_step = micro_index % self.accumulation_steps == 0
                 if starts_step and grad_split_every and (result.steps + 1) % grad_split_every == 0:
@@ -183,20 +183,20 @@ class PreferenceTrainer:
                     window = _StepWindow()
                     if self._reached_max_steps(result):
                         break
-                    if self.checkpoint and checkpoint_every and result.steps % checkpoint_every == 0:
-                        self.checkpoint(result, epoch, steps_in_epoch, row)
+                    if checkpoint and checkpoint_every and result.steps % checkpoint_every == 0:
+                        checkpoint(self.backend, result, epoch, steps_in_epoch, row)
             if window.rows:
                 self._optimizer_step(result, window, epoch)
             validation = self.evaluate()
             if validation:
-                self.log({**validation, "epoch": float(epoch)}, result.steps)
+                self.hooks.log({**validation, "epoch": float(epoch)}, result.steps)
                 result.history.append({"step": result.steps, **validation, "epoch": float(epoch)})
             value = validation.get(self.config.best_metric)
             if value is not None and self._is_better(value, result.best_value):
                 result.best_epoch, result.best_value = epoch, value
             result.epochs_done = epoch + 1
-            if self.checkpoint:
-                self.checkpoint(result, epoch + 1, 0, {**validation, "epoch": float(epoch)})
+            if checkpoint:
+                checkpoint(self.backend, result, epoch + 1, 0, {**validation, "epoch": float(epoch)})
             if self._reached_max_steps(result):
                 break
         return result
