@@ -71,26 +71,40 @@ def folder_lock(target: Path) -> Iterator[None]:
         yield
 
 
-def publish_folder(target: Path, fill: Callable[[Path], None]) -> Path:
-    """Make ``target`` exist complete: unless it already does, ``fill`` a temporary sibling and rename it into place.
+def fill_into_place(target: Path, fill: Callable[[Path], None]) -> Path:
+    """``fill`` a fresh hidden sibling of ``target``, then rename it to ``target`` (an existing ``target``
+    is first renamed aside, then deleted). The caller holds :func:`folder_lock` for ``target``, so any
+    sibling left from an earlier fill belongs to a killed process and is removed first. Nobody ever
+    sees ``target`` half-filled."""
+    for stale in [*target.parent.glob(f".{target.name}.partial-*"), *target.parent.glob(f".{target.name}.trash-*")]:
+        shutil.rmtree(stale)
+    partial = target.parent / f".{target.name}.partial-{uuid.uuid4().hex[:8]}"
+    partial.mkdir()
+    try:
+        fill(partial)
+        if target.exists():
+            trash = target.parent / f".{target.name}.trash-{uuid.uuid4().hex[:8]}"
+            os.rename(target, trash)
+            os.rename(partial, target)
+            shutil.rmtree(trash)
+        else:
+            os.rename(partial, target)
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial)
+    return target
 
-    Under :func:`folder_lock`, so a second caller waits and then finds it done. ``target`` counts as complete
-    once it exists (only a finished rename creates it)."""
+
+def publish_folder(target: Path, fill: Callable[[Path], None]) -> Path:
+    """Make ``target`` exist complete: unless it already does, :func:`fill_into_place` under :func:`folder_lock`.
+
+    A second caller waits on the lock and then finds it done. ``target`` counts as complete once it
+    exists (only a finished rename creates it)."""
     if target.is_dir():
         return target
     with folder_lock(target):
-        if target.is_dir():
-            return target
-        for stale in target.parent.glob(f".{target.name}.partial-*"):
-            shutil.rmtree(stale)  # left by a process killed while filling; we hold the lock, so it is not running
-        partial = target.parent / f".{target.name}.partial-{uuid.uuid4().hex[:8]}"
-        partial.mkdir()
-        try:
-            fill(partial)
-            os.rename(partial, target)
-        finally:
-            if partial.exists():
-                shutil.rmtree(partial)
+        if not target.is_dir():
+            fill_into_place(target, fill)
     return target
 
 

@@ -30,7 +30,7 @@ WARM_START_STEPS = 10  # enough to be killed in the middle of; the rebuild stays
 
 def leftovers(parent: Path) -> list[str]:
     """Temporary build or trash folders beside the model."""
-    return sorted(path.name for path in parent.iterdir() if ".building-" in path.name or ".trash-" in path.name)
+    return sorted(path.name for path in parent.iterdir() if ".partial-" in path.name or ".trash-" in path.name)
 
 
 def subprocess_env(tmp_path: Path) -> dict[str, str]:

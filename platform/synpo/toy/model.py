@@ -7,7 +7,7 @@ under ``HF_HUB_OFFLINE=1``. Weights are random but deterministic from the seed. 
 is 64 because the CPU build of vLLM rejects smaller heads.
 
 A build never leaves a half-built model where a job would pick it up: under a file lock beside the
-folder (``.<name>.lock``) it writes everything into a temporary sibling (``.<name>.building-*``),
+folder (``.<name>.lock``) it writes everything into a temporary sibling (``.<name>.partial-*``),
 writes the recipe marker ``synpo_toy_model.json`` last, and only then renames the sibling into
 place. A second builder of the same folder waits on the lock, then finds the finished model and
 reuses it, as does any later build with the same recipe. Jobs ask for ``toy://tiny-vlm`` (see
@@ -17,9 +17,6 @@ reuses it, as does any later build with the same recipe. Jobs ask for ``toy://ti
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Literal
 
@@ -36,7 +33,7 @@ from transformers import (
 )
 
 from synpo.errors import BadArgument, ModelNotFound
-from synpo.models import folder_lock
+from synpo.models import fill_into_place, folder_lock
 from synpo.toy.tokenizer import (
     IM_END,
     IMAGE_PAD,
@@ -122,22 +119,7 @@ def build_tiny_model(
                 f"{str(out)!r} holds no finished toy model (an interrupted build, or another model): "
                 "delete it, or rebuild it with `synpo toy model --force`"
             )
-        for stale in [*out.parent.glob(f".{out.name}.building-*"), *out.parent.glob(f".{out.name}.trash-*")]:
-            shutil.rmtree(stale)  # left by a builder that was killed; we hold the lock, so it is not running
-        building = out.parent / f".{out.name}.building-{uuid.uuid4().hex[:8]}"
-        building.mkdir()
-        try:
-            _write_model(building, kind, seed, warm_start_steps)
-            if out.exists():
-                trash = out.parent / f".{out.name}.trash-{uuid.uuid4().hex[:8]}"
-                os.rename(out, trash)
-                os.rename(building, out)
-                shutil.rmtree(trash)
-            else:
-                os.rename(building, out)
-        finally:
-            if building.exists():
-                shutil.rmtree(building)
+        fill_into_place(out, lambda folder: _write_model(folder, kind, seed, warm_start_steps))
     return out
 
 

@@ -48,8 +48,8 @@ def _flatten(prefix: str, value, out: dict[str, str]) -> None:
         out[prefix] = str(value)[:6000]
 
 
-def validate_before_ray(config: TrainConfig) -> None:
-    """Fail fast on what would otherwise fail inside the workers."""
+def validate_before_ray(config: TrainConfig) -> Path:
+    """Fail fast on what would otherwise fail inside the workers; returns the driver's local copy of the base model."""
     if not config.pairs:
         raise ConfigError("pairs: required — give the preference pairs, e.g. pairs=runs/demo/pairs.parquet")
     Storage(config.storage).check_writable(config.run.storage_path, "run.storage_path", folder=True)
@@ -60,7 +60,7 @@ def validate_before_ray(config: TrainConfig) -> None:
             f"pairs = {config.pairs!r}: {len(train_rows)} training pairs are fewer than one optimizer step needs "
             f"(effective_batch_size {config.optim.effective_batch_size}); lower optim.effective_batch_size"
         )
-    resolve_model(config.model, Storage(config.storage), field="model")  # fetched or built here once, so workers find it cached
+    return resolve_model(config.model, Storage(config.storage), field="model")  # fetched or built once here: workers on this node find it cached
 
 
 def _mlflow_run(config: TrainConfig) -> str:
@@ -112,7 +112,7 @@ def run_training(config: TrainConfig) -> JobResult:
     from ray.train.torch import TorchConfig, TorchTrainer
 
     config = config.with_absolute_paths()
-    validate_before_ray(config)
+    base_model = validate_before_ray(config)
     run_id = _mlflow_run(config)
     _log_config(run_id, config)
     config.ray.init()
@@ -135,7 +135,7 @@ def run_training(config: TrainConfig) -> JobResult:
         ),
     )
     result = trainer.fit()
-    job = _finish(config, run_id, result)
+    job = _finish(config, run_id, result, base_model)
     summary = join_uri(config.run.storage_path, config.run.name, "job_result.json")
     Storage(config.storage).write_text(summary, json.dumps(asdict(job), indent=1))
     return job
@@ -149,7 +149,7 @@ def _best_checkpoint(config: TrainConfig, result):
     return pick(scored, key=lambda item: item[1][config.best_metric])[0]
 
 
-def _finish(config: TrainConfig, run_id: str, result) -> JobResult:
+def _finish(config: TrainConfig, run_id: str, result, base_model: Path) -> JobResult:
     """On the driver: curves from the latest state, the best epoch's adapter logged and registered."""
     with tempfile.TemporaryDirectory(prefix="synpo-final-") as work:
         latest = Path(result.checkpoint.to_directory(str(Path(work) / "latest")))
@@ -166,7 +166,7 @@ def _finish(config: TrainConfig, run_id: str, result) -> JobResult:
             mlflow.set_tags({f"synpo.{key}": value for key, value in tags.items() if key != "run_id"})
             version = log_captioner(
                 str(best_dir / ADAPTER_DIR),
-                str(resolve_model(config.model, Storage(config.storage))),  # the local base folder, logged or recorded
+                str(base_model),  # logged with the adapter, or its path recorded
                 config.registry.include_base_model,
                 config.video.model_dump(),
                 CAPTION_PROMPT,
