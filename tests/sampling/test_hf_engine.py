@@ -44,6 +44,10 @@ def test_logprobs_are_the_models_own_token_probabilities(engine, frames):
         logits = engine.model(**reference_inputs(engine, PROMPT, frames, candidate.token_ids)).logits[0, -9:-1]
     expected = torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(candidate.token_ids)[:, None])[:, 0]
     torch.testing.assert_close(torch.tensor(candidate.logprobs), expected, rtol=1e-4, atol=1e-4)
+    # The engine's own teacher forcing (what tests/vllm_cpu checks vLLM's samples against) agrees.
+    torch.testing.assert_close(torch.tensor(engine.continuation_logprobs(PROMPT, frames, candidate.token_ids)), expected, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="video placeholder token"):
+        engine.continuation_logprobs(PROMPT, frames, [*candidate.token_ids, engine.processor.video_token_id])
 
 
 def test_retrospection_refines_each_first_pass_text(engine, frames):

@@ -1,16 +1,19 @@
-"""Build the vLLM tests' models in the MAIN venv (.venv): the tiny Qwen2 text LM and a LoRA adapter for it.
+"""Build the vLLM tests' models and videos in the MAIN venv (.venv), where the platform's training runs:
 
-The vLLM venv (.venv-vllm) has its own torch and transformers and no peft, so the models are made
-here and handed over as folders:
+    tiny-text/        the tiny Qwen2 text LM
+    tiny-text-lora/   a LoRA adapter for it: rank 8 on every projection, *random* A and B
+                      (``init_lora_weights=False``; peft's default B = 0 would be a no-op), alpha 64
+    tiny-vlm/         the tiny Qwen2-VL video model, warm-started on toy captions (it writes words, not
+                      token soup, so its samples can be teacher-forced back through the HF engine)
+    tiny-vlm-lora/    a LoRA adapter for it written by the platform's training loop
+                      (``synpo.training.recipe``, as the training job's workers run it): a few SynPO
+                      steps on toy pairs, rank 8 on the language model's projections
+    videos/           toy mp4 files (the pairs' videos; the tests caption them)
 
     .venv/bin/python tests/vllm_cpu/build_models.py --out runs/vllm-test
-    SYNPO_TINY_TEXT_MODEL=runs/vllm-test/tiny-text SYNPO_TINY_TEXT_LORA=runs/vllm-test/tiny-text-lora \
-        .venv-vllm/bin/python -m pytest tests/vllm_cpu
+    SYNPO_VLLM_TEST_DIR=runs/vllm-test .venv-vllm/bin/python -m pytest tests/vllm_cpu
 
-The adapter is rank 8 on every attention and MLP projection, with *random* A and B
-(``init_lora_weights=False``; peft's default B = 0 would make it a no-op) and alpha 64, so applying
-it visibly changes what the random tiny model writes. Both folders are reused when already built
-(≈10 s either way, mostly imports).
+Everything is reused when already built (≈10 s, mostly imports; ≈2 min the first time, the warm start).
 """
 
 from __future__ import annotations
@@ -38,15 +41,66 @@ def build_lora_adapter(model_dir: Path, out: Path, seed: int = 0) -> Path:
     return out
 
 
+VLM_WARM_START_STEPS = 150
+VLM_TRAINING_STEPS = 6
+
+
+def train_vlm_adapter(model_dir: Path, videos: Path, out: Path) -> Path:
+    """``out``: the LoRA adapter a short SynPO run of the platform's training loop writes (reused unless the model is newer)."""
+    adapter_config = out / "adapter_config.json"
+    if adapter_config.is_file() and adapter_config.stat().st_mtime >= (model_dir / "config.json").stat().st_mtime:
+        return out
+    from synpo.storage import Storage
+    from synpo.toy.pairs import toy_pairs
+    from synpo.training.batches import InMemoryBatches
+    from synpo.training.collate import PairCollator
+    from synpo.training.config import (
+        DeepSpeedSettings,
+        DiagnosticsSettings,
+        LoraSettings,
+        OptimSettings,
+        ScalingSettings,
+        TrainConfig,
+    )
+    from synpo.training.data import PairDataset
+    from synpo.training.recipe import build_trainer, load_policy
+    from synpo.video.sampler import VideoSamplingConfig
+
+    video = VideoSamplingConfig(num_frames=8, max_side=160)
+    config = TrainConfig(
+        pairs=str(videos),
+        model=str(model_dir),
+        objective="synpo",
+        scaling=ScalingSettings(num_workers=1),
+        deepspeed=DeepSpeedSettings(enabled=False),
+        lora=LoraSettings(rank=LORA_RANK, alpha=16, dropout=0.0),
+        optim=OptimSettings(learning_rate=2e-2, warmup_ratio=0.0, effective_batch_size=4, micro_batch_size=4, max_steps=VLM_TRAINING_STEPS),
+        diagnostics=DiagnosticsSettings(grad_norm_every_steps=0),
+        video=video,
+    )
+    policy = load_policy(config, model_dir)
+    dataset = PairDataset(toy_pairs(str(videos)), video, Storage())
+    examples = [dataset[index] for index in range(len(dataset))]
+    build_trainer(config, policy, InMemoryBatches(examples, PairCollator(policy.processor, 96), config)).fit()
+    policy.model.save_pretrained(out)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, type=Path, help="folder that receives tiny-text/ and tiny-text-lora/")
+    parser.add_argument("--out", required=True, type=Path, help="folder that receives the models, adapters and videos")
     args = parser.parse_args()
     from synpo.toy.model import build_tiny_model
+    from synpo.toy.videos import ToyVideoSpec, write_toy_videos
 
-    model_dir = build_tiny_model(args.out / "tiny-text", kind="text")
-    adapter_dir = build_lora_adapter(model_dir, args.out / "tiny-text-lora")
-    print(f"SYNPO_TINY_TEXT_MODEL={model_dir} SYNPO_TINY_TEXT_LORA={adapter_dir}")
+    text_model = build_tiny_model(args.out / "tiny-text", kind="text")
+    build_lora_adapter(text_model, args.out / "tiny-text-lora")
+    videos = args.out / "videos"
+    if not any(videos.glob("*.mp4")):
+        write_toy_videos(str(videos), count=8, seed=3, spec=ToyVideoSpec(min_duration_s=4, max_duration_s=8), progress=False)
+    vlm = build_tiny_model(args.out / "tiny-vlm", kind="vlm", warm_start_steps=VLM_WARM_START_STEPS)
+    train_vlm_adapter(vlm, videos, args.out / "tiny-vlm-lora")
+    print(f"SYNPO_VLLM_TEST_DIR={args.out}")
 
 
 if __name__ == "__main__":

