@@ -6,10 +6,12 @@ per pass) and prints candidates/s and the cost ratio against plain next to the p
 +50-75%, retrospection about 2x).
 
 Part 2 compares the HF engine with the vLLM engine on the tiny text model (plain mode, same
-prompts, n, max_new_tokens): vLLM runs in its own venv (``.venv-vllm``, ``make vllm-venv``) as a
-subprocess of this script (``bench/engines_vllm.py``); skipped with a note if that venv is missing.
+prompts, n, max_new_tokens). Part 3 does the same on video: the tiny Qwen2-VL on the same toy
+videos and frames, n = 8 (``--video-n``), plain and retrospective. vLLM runs in its own venv
+(``.venv-vllm``, ``make vllm-venv``) as a subprocess of this script (``bench/engines_vllm.py``);
+parts 2 and 3 are skipped with a note if that venv is missing.
 
-    .venv/bin/python bench/engines.py [--videos 4] [--n 10] [--max-new-tokens 32] [--repeats 3]
+    .venv/bin/python bench/engines.py [--videos 4] [--n 10] [--video-n 8] [--max-new-tokens 32] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -78,26 +80,55 @@ def text_part(work: Path, args: argparse.Namespace) -> None:
     requests = [CaptionRequest(f"t{index}", prompt, params=params) for index, prompt in enumerate(TEXT_PROMPTS)]
     engine = HFEngine(model, device="cpu")
     hf_rate = time_candidates({"hf": (lambda: engine.generate(requests), args.n * len(requests))}, args.repeats)["hf"]
-    vllm_python = REPO / ".venv-vllm" / "bin" / "python"
     print(f"\nHF vs vLLM, tiny text model, {len(requests)} prompts x n={args.n}, {args.max_new_tokens} new tokens (plain mode)")
     print(f"hf    {hf_rate:10.2f} candidates/s")
+    vllm_rates = vllm_candidates_per_s(model, args, args.n, ["--prompts", json.dumps(TEXT_PROMPTS)], "plain")
+    if vllm_rates is not None:
+        print(f"vllm  {vllm_rates['plain']:10.2f} candidates/s   vllm / hf = {vllm_rates['plain'] / hf_rate:.2f}x")
+
+
+def vllm_candidates_per_s(model: Path, args: argparse.Namespace, n: int, inputs: list[str], modes: str) -> dict[str, float] | None:
+    """Candidates/s per mode of the vLLM engine, measured by ``bench/engines_vllm.py`` in ``.venv-vllm`` (None: no venv)."""
+    vllm_python = REPO / ".venv-vllm" / "bin" / "python"
     if not vllm_python.exists():
         print("vllm  skipped: .venv-vllm is missing (make vllm-venv)")
-        return
-    command = [str(vllm_python), str(REPO / "bench" / "engines_vllm.py"), "--model", str(model), "--n", str(args.n),
-               "--max-new-tokens", str(args.max_new_tokens), "--repeats", str(args.repeats), "--prompts", json.dumps(TEXT_PROMPTS)]
+        return None
+    command = [str(vllm_python), str(REPO / "bench" / "engines_vllm.py"), "--model", str(model), "--n", str(n),
+               "--max-new-tokens", str(args.max_new_tokens), "--repeats", str(args.repeats), "--modes", modes, *inputs]
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         raise RuntimeError(f"vLLM benchmark failed ({completed.returncode}):\n{completed.stderr[-3000:]}")
     result = next(line for line in completed.stdout.splitlines() if line.startswith("RESULT "))
-    vllm_rate = json.loads(result.removeprefix("RESULT "))["candidates_per_s"]
-    print(f"vllm  {vllm_rate:10.2f} candidates/s   vllm / hf = {vllm_rate / hf_rate:.2f}x")
+    return json.loads(result.removeprefix("RESULT "))["candidates_per_s"]
+
+
+def video_part(work: Path, args: argparse.Namespace) -> None:
+    """HF vs vLLM on video: the tiny VLM, the same toy videos and frames, plain and retrospective."""
+    model = build_tiny_model(work / "tiny-vlm", kind="vlm")
+    paths = [str(path) for path in sorted((work / "videos").glob("*.mp4"))]
+    config = VideoSamplingConfig(num_frames=16, max_side=160)
+    sampled = [sample_video(path, path, config) for path in paths]
+    engine = HFEngine(model, device="cpu")
+    params = SamplingParams(n=args.video_n, seed=0, max_new_tokens=args.max_new_tokens)
+    modes = ("plain", "retrospective")
+    runs = {}
+    for mode in modes:
+        requests = [CaptionRequest(f"v{index}", "Describe this video.", frames=video.frames, params=params, mode=mode) for index, video in enumerate(sampled)]
+        runs[mode] = (lambda requests=requests: engine.generate(requests), args.video_n * len(requests))
+    hf_rates = time_candidates(runs, args.repeats)
+    vllm_rates = vllm_candidates_per_s(model, args, args.video_n, ["--videos", json.dumps(paths), "--num-frames", "16", "--max-side", "160"], ",".join(modes))
+    print(f"\nHF vs vLLM on video, tiny VLM, {len(paths)} videos x n={args.video_n}, 16 frames, {args.max_new_tokens} new tokens per pass")
+    print(f"{'mode':<15}{'hf cand/s':>11}{'vllm cand/s':>13}{'vllm / hf':>11}")
+    for mode in modes:
+        vllm_rate = vllm_rates[mode] if vllm_rates else float("nan")
+        print(f"{mode:<15}{hf_rates[mode]:>11.2f}{vllm_rate:>13.2f}{vllm_rate / hf_rates[mode]:>10.2f}x")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, default=4, help="toy videos per timed run")
-    parser.add_argument("--n", type=int, default=10, help="candidates per request")
+    parser.add_argument("--n", type=int, default=10, help="candidates per request (parts 1 and 2)")
+    parser.add_argument("--video-n", type=int, default=8, help="candidates per video in part 3 (HF vs vLLM on video)")
     parser.add_argument("--max-new-tokens", type=int, default=32, help="tokens generated per pass")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per variant (median reported)")
     parser.add_argument("--skip-vllm", action="store_true", help="only the HF modes")
@@ -106,6 +137,7 @@ def main() -> None:
         modes_part(Path(folder), args)
         if not args.skip_vllm:
             text_part(Path(folder), args)
+            video_part(Path(folder), args)
     sys.stdout.flush()
 
 

@@ -114,3 +114,17 @@ def test_retrospection_on_video_refines_the_first_pass_texts_with_the_same_frame
     for prompt, text in zip(second_prompts, first_texts, strict=True):
         assert text in prompt["prompt"] and prompt["multi_modal_data"]["video"] is frames[2]
     assert [candidate.first_pass for candidate in result.candidates] == first_texts
+
+
+def test_a_model_vllm_cannot_load_is_a_clear_error(tiny_vlm, tmp_path):
+    """An architecture vLLM does not know: one error naming the folder and vLLM's reason, no traceback maze."""
+    import json
+    import shutil
+
+    from synpo.errors import UserError
+
+    folder = shutil.copytree(tiny_vlm, tmp_path / "unknown-architecture")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "architectures": ["NoSuchModelForVideo"]}))
+    with pytest.raises(UserError, match=r"vLLM cannot load the model at .*unknown-architecture.*NoSuchModelForVideo"):
+        start_engine(folder)

@@ -60,6 +60,11 @@ NO_CONTRASTIVE_ON_VLLM = (
 )
 
 
+class VLLMLoadError(BadArgument):
+    """vLLM could not load the model with these settings (an architecture it does not support, engine
+    arguments it refuses, an engine that failed to start); the message carries vLLM's reason."""
+
+
 def refuse_contrastive(mode: Mode) -> None:
     """Raise ``ValueError`` when ``mode`` needs contrastive decoding, which this engine does not have."""
     if mode in ("contrastive", "both"):
@@ -107,6 +112,14 @@ class VLLMSettings(StrictModel):
         return {**self.model_dump(exclude={"extra"}), **self.extra}
 
 
+def load_failure_reason(error: Exception) -> str:
+    """vLLM's reason in one line: pydantic's "1 validation error for ModelConfig" header and the list of
+    supported architectures dropped, whitespace collapsed, at most 400 characters."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip() and "validation error for" not in line]
+    reason = " ".join(lines).split(" Supported architectures:")[0].removeprefix("Value error, ")
+    return (reason[:400] + "…" if len(reason) > 400 else reason) or type(error).__name__
+
+
 def prompt_seed(seed: int, instruction_index: int) -> int:
     """The vLLM seed of one prompt of a pass: a 32-bit hash of ``(pass seed, instruction index)``."""
     return int(np.random.SeedSequence([seed, instruction_index]).generate_state(1)[0])
@@ -122,7 +135,14 @@ class VLLMEngine:
         if not (model_path / "config.json").is_file():
             raise ModelNotFound(f"{str(model_dir)!r} is not a model folder (no config.json); build one with `synpo toy model`")
         self.settings = settings or VLLMSettings()
-        self.llm = LLM(str(model_path), **{**self.media_limits(model_path), **self.settings.llm_kwargs()})
+        try:
+            self.llm = LLM(str(model_path), **{**self.media_limits(model_path), **self.settings.llm_kwargs()})
+        except (ValueError, RuntimeError) as error:  # what vLLM raises for a model or settings it cannot serve
+            reason = load_failure_reason(error)
+            raise VLLMLoadError(
+                f"vLLM cannot load the model at {str(model_path)!r}: {reason} "
+                "(check engine.vllm settings; engine.kind=hf runs any transformers model)"
+            ) from error
         self.tokenizer = self.llm.get_tokenizer()
         self._adapter_ids: dict[str, int] = {}
         self.lora_request = None
