@@ -10,7 +10,7 @@ import pytest
 
 from synpo.cli.main import main
 from synpo.errors import UserError
-from synpo.pairgen.inputs import InputError
+from synpo.video.manifest import InputError
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from synpo.pairgen.inputs import InputError, read_inputs
 from synpo.storage import Storage
+from synpo.video.manifest import InputError, read_inputs
 
 
 def test_manifest_formats_agree_and_relative_paths_resolve(tmp_path):

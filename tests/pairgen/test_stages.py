@@ -17,7 +17,6 @@ from synpo.judging.results import CandidateJudgement, JudgeInput, PairSelection,
 from synpo.pairgen import progress
 from synpo.pairgen.config import PairsConfig
 from synpo.pairgen.decode_stage import DecodeStage
-from synpo.pairgen.inputs import read_inputs
 from synpo.pairgen.judge_stage import JudgeStage, JudgeStageSettings
 from synpo.pairgen.rows import (
     INPUT,
@@ -43,6 +42,7 @@ from synpo.pairgen.write_stage import (
 )
 from synpo.pairs import read_pairs
 from synpo.storage import Storage, StorageConfig
+from synpo.video.manifest import read_inputs
 
 
 def sample_stage(config: PairsConfig) -> SampleStage:

@@ -21,7 +21,6 @@ from synpo.judging.failures import JudgeUnavailable, check_failure_rate
 from synpo.models import resolve_model
 from synpo.pairgen.config import PairsConfig, PoolSettings
 from synpo.pairgen.decode_stage import DecodeStage
-from synpo.pairgen.inputs import read_inputs
 from synpo.pairgen.judge_stage import JudgeStage, JudgeStageSettings
 from synpo.pairgen.progress import (
     check_fingerprint,
@@ -34,6 +33,7 @@ from synpo.pairgen.sample_stage import SampleStage, SampleStageSettings
 from synpo.pairgen.summary import RunSummary, log_to_mlflow
 from synpo.pairgen.write_stage import WriteStage
 from synpo.storage import Storage
+from synpo.video.manifest import read_inputs
 
 logger = logging.getLogger(__name__)
 MAX_INPUT_BLOCKS = 2000  # decode tasks start as soon as the plan runs, a block of input rows each

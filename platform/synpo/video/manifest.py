@@ -1,4 +1,4 @@
-"""Which videos a pair-generation run covers: a manifest file or every video under a folder/prefix.
+"""Which videos a job covers (pair generation, evaluation): a manifest file or every video under a folder/prefix.
 
 A manifest is JSONL, CSV or Parquet with a ``video`` column (local path, ``file://`` or ``s3://``
 URI; relative paths are relative to the manifest's folder) and optional ``id`` and ``prompt``
@@ -37,7 +37,8 @@ class VideoInput:
         return asdict(self)
 
 
-def _manifest_rows(uri: str, storage: Storage) -> list[dict]:
+def manifest_rows(uri: str, storage: Storage) -> list[dict]:
+    """A manifest's rows as read (JSONL, CSV or Parquet), every column kept; :func:`read_inputs` checks them."""
     data = storage.read_bytes(uri)
     if uri.endswith(".parquet"):
         return pq.read_table(io.BytesIO(data)).to_pylist()
@@ -61,7 +62,7 @@ def read_inputs(uri: str, storage: Storage, default_prompt: str, limit: int | No
     """The videos of a run, in input order (the first ``limit`` of them)."""
     if uri.lower().endswith(MANIFEST_SUFFIXES):
         videos = []
-        for number, row in enumerate(_manifest_rows(uri, storage), 1):
+        for number, row in enumerate(manifest_rows(uri, storage), 1):
             if not isinstance(row, dict) or not isinstance(row.get("video"), str) or not row["video"].strip():
                 raise InputError(f"{uri}: row {number} has no 'video' (a path or URI); got {row!r}")
             video = _absolute(row["video"].strip(), uri)
