@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pydantic
 import pytest
 
@@ -93,3 +95,15 @@ def test_every_job_config_renders_and_secrets_stay_hidden():
     config = load_config(CaptionConfig, None, ["storage.secret_access_key=hunter2"])
     rendered = render_config(config)
     assert "hunter2" not in rendered and "**********" in rendered
+
+
+def test_every_shipped_job_yaml_loads_with_its_jobs_config():
+    """jobs/configs/<job>[_variant].yaml is a valid config of <job> (pairs, train, eval, judge)."""
+    folder = Path(__file__).resolve().parents[2] / "jobs" / "configs"
+    checked = []
+    for path in sorted(folder.glob("*.yaml")):
+        job = path.stem.split("_")[0]
+        job = {"pairs": "pairs", "train": "train", "eval": "eval", "judge": "judge"}[job]
+        load_config(JOB_CONFIGS[job], path, [])
+        checked.append(path.name)
+    assert {"eval.yaml", "eval_local.yaml", "pairs_vllm_cpu.yaml"} <= set(checked)

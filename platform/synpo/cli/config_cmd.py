@@ -8,12 +8,14 @@ from synpo.cli.caption import CaptionConfig
 from synpo.config.base import StrictModel
 from synpo.config.loader import load_config
 from synpo.config.render import render_config
+from synpo.evaluation.config import EvalConfig
 from synpo.judging.config import JudgeConfig
 from synpo.pairgen.config import PairsConfig
 from synpo.training.config import TrainConfig
 
 JOB_CONFIGS: dict[str, type[StrictModel]] = {
     "caption": CaptionConfig,
+    "eval": EvalConfig,
     "judge": JudgeConfig,
     "pairs": PairsConfig,
     "train": TrainConfig,

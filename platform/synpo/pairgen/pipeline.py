@@ -39,7 +39,8 @@ logger = logging.getLogger(__name__)
 MAX_INPUT_BLOCKS = 2000  # decode tasks start as soon as the plan runs, a block of input rows each
 
 
-def _pool(settings: PoolSettings) -> dict:
+def actor_pool_options(settings: PoolSettings) -> dict:
+    """``map_batches`` keyword arguments for an autoscaling actor pool (also used by the evaluation job)."""
     import ray.data
 
     spread = {"scheduling_strategy": "SPREAD"} if settings.spread else {}
@@ -63,8 +64,8 @@ def build_plan(config: PairsConfig, videos: list[dict], storage: Storage):
     )
     sample = SampleStageSettings(engine=config.engine, clips=config.clips, candidates=config.candidates, seed=config.seed, storage=config.storage)
     judge = JudgeStageSettings(judge=config.judge, output=config.output, storage=config.storage, cache_flush_s=config.judge_cache_flush_s)
-    dataset = dataset.map_batches(SampleStage, fn_constructor_kwargs={"settings": sample}, **_pool(config.engine_pool))
-    dataset = dataset.map_batches(JudgeStage, fn_constructor_kwargs={"settings": judge}, **_pool(config.judge_pool))
+    dataset = dataset.map_batches(SampleStage, fn_constructor_kwargs={"settings": sample}, **actor_pool_options(config.engine_pool))
+    dataset = dataset.map_batches(JudgeStage, fn_constructor_kwargs={"settings": judge}, **actor_pool_options(config.judge_pool))
     return dataset.map_batches(
         WriteStage(config.output, storage), batch_size=config.write_batch_size, batch_format="pyarrow", num_cpus=0.1
     )

@@ -1,0 +1,53 @@
+"""Evaluate a captioner on an eval set: greedy captions, reference metrics (CIDEr, METEOR, BLEU-4,
+ROUGE-L), toy-world fact accuracy where the references allow, one MLflow run linked to the model version.
+
+On a cluster:
+
+    ray job submit --working-dir . -- python jobs/evaluate.py --config jobs/configs/eval.yaml \\
+        model=models:/synpo-captioner@champion eval_set=s3://bucket/eval/manifest.jsonl output=s3://bucket/eval/run-1
+
+On one machine, no GPU, no network (HF engine on CPU, local Ray, local MLflow):
+
+    python jobs/evaluate.py --config jobs/configs/eval_local.yaml model=toy://tiny-vlm \\
+        eval_set=runs/demo/heldout/manifest.jsonl output=runs/demo/eval/base
+
+The same model version on the same eval set with the same settings is evaluated once: a rerun
+prints the recorded run. An interrupted run resumes from the captions it wrote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from synpo.config.loader import load_config
+from synpo.errors import UserError
+from synpo.evaluation.config import EvalConfig
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=None, help="YAML EvalConfig (see `synpo config show eval`)")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. model=models:/NAME/3 eval_set=... output=...")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        config = load_config(EvalConfig, args.config, args.overrides)
+        config.require_paths()
+        from synpo.evaluation.job import HEADLINE, run_eval
+
+        result = run_eval(config)
+    except UserError as error:  # bad config, model, eval set or output; anything else is a bug and keeps its traceback
+        print(f"evaluate: error: {error}", file=sys.stderr)
+        return 2
+    state = "recorded earlier" if result.reused else "new"
+    print(f"{result.model} on eval set {result.eval_set} ({result.videos} videos): MLflow run {result.run_id} ({state})")
+    for metric in HEADLINE:
+        if metric in result.metrics:
+            print(f"  {metric:<26} {result.metrics[metric]:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
