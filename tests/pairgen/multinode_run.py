@@ -52,7 +52,8 @@ def main() -> None:
         while time.time() < deadline:
             nodes = engine_nodes()
             written = len(list(markers.glob("*.json"))) if markers.is_dir() else 0
-            if len(nodes) == 2 and written >= 1:
+            if len(nodes) == 2:  # both engine actors up: take one node away now, whatever was written (on a loaded
+                # machine one actor can finish every video before the other is up, if we wait for a written video too)
                 seen.update(engine_nodes_before=sorted(nodes), removed_after_videos=written)
                 cluster.remove_node(worker)
                 return

@@ -77,6 +77,7 @@ def test_two_nodes_spread_actors_and_survive_losing_one(pair_videos, warm_vlm, t
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-5000:]
     line = next(line for line in completed.stdout.splitlines() if line.startswith("RESULT "))
     result = json.loads(line.removeprefix("RESULT "))
+    assert "engine_nodes_before" in result, f"the two engine actors were never alive at once: {result}"
     assert len(result["engine_nodes_before"]) == 2  # the engine actors ran on both nodes
     assert result["removed_after_videos"] < 6  # the worker node went away mid-run
     assert sorted(result["completed"]) == sorted([*VALID, "broken"])  # every video accounted for, once

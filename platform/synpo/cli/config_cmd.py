@@ -11,6 +11,7 @@ from synpo.config.render import render_config
 from synpo.evaluation.config import EvalConfig
 from synpo.judging.config import JudgeConfig
 from synpo.pairgen.config import PairsConfig
+from synpo.promotion.config import PromoteConfig
 from synpo.training.config import TrainConfig
 
 JOB_CONFIGS: dict[str, type[StrictModel]] = {
@@ -18,6 +19,7 @@ JOB_CONFIGS: dict[str, type[StrictModel]] = {
     "eval": EvalConfig,
     "judge": JudgeConfig,
     "pairs": PairsConfig,
+    "promote": PromoteConfig,
     "train": TrainConfig,
 }
 

@@ -1,0 +1,72 @@
+"""The promotion driver.
+
+    promote(config)            evaluate candidate and holder on one eval set (each once: runs are reused),
+                               decide (synpo.registry.promotion.decide), move the alias unless dry_run
+    rollback(config)           the alias back to its previous holder
+
+The alias is read before the evaluations and checked again when it moves: if another promotion moved
+it in between, this one changes nothing and says so. A Serve deployment that serves the alias picks
+up the new version when it reloads (issue 14 adds the reload call).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from synpo.evaluation.job import EvalResult, run_eval
+from synpo.promotion.config import PromoteConfig
+from synpo.registry.promotion import Decision, alias_holder, decide, move_alias
+from synpo.registry.promotion import rollback as rollback_alias
+from synpo.storage import join_uri
+
+
+@dataclass
+class PromotionResult:
+    name: str
+    candidate: str
+    holder: str | None
+    decision: Decision
+    moved: bool
+    evaluations: dict[str, EvalResult] = field(default_factory=dict)  # version -> its evaluation
+
+    def lines(self) -> list[str]:
+        verdict = "PROMOTE" if self.decision.promote else "KEEP"
+        what = f"{self.name} v{self.candidate} vs {'v' + self.holder if self.holder else 'no holder'}"
+        moved = "alias moved" if self.moved else ("dry run: alias not moved" if self.decision.promote else "alias not moved")
+        return [f"{verdict} {what}: {self.decision.reason} ({moved})", *(f"  {check}" for check in self.decision.checks)]
+
+
+def _client(config: PromoteConfig):
+    from mlflow import MlflowClient
+
+    uri = config.eval.mlflow.tracking_uri
+    return MlflowClient(uri, registry_uri=uri)
+
+
+def _evaluate(config: PromoteConfig, name: str, version: str) -> EvalResult:
+    settings = config.eval.model_copy(update={"model": f"models:/{name}/{version}", "output": join_uri(config.eval.output, f"{name}-v{version}")})
+    return run_eval(settings, progress=False)
+
+
+def promote(config: PromoteConfig, dry_run: bool = False) -> PromotionResult:
+    """Evaluate, decide and (unless ``dry_run``) move ``policy.alias``; the result says what and why."""
+    name, version = config.require_candidate()
+    client = _client(config)
+    holder = alias_holder(client, name, config.policy.alias)
+    if holder == version:
+        return PromotionResult(name, version, holder, Decision(False, f"version {version} already holds {config.policy.alias!r}"), False)
+    evaluations = {version: _evaluate(config, name, version)}
+    if holder is not None:
+        evaluations[holder] = _evaluate(config, name, holder)
+    decision = decide(evaluations[version].metrics, evaluations[holder].metrics if holder else None, config.policy)
+    moved = False
+    if decision.promote and not dry_run:
+        move_alias(client, name, version, holder, decision, config.policy.alias)
+        client.set_model_version_tag(name, version, "synpo.promotion_eval_runs", ",".join(result.run_id for result in evaluations.values()))
+        moved = True
+    return PromotionResult(name, version, holder, decision, moved, evaluations)
+
+
+def rollback(config: PromoteConfig) -> str:
+    """Point the alias back at its previous holder; returns that version."""
+    return rollback_alias(_client(config), config.model_name, config.policy.alias)
