@@ -110,3 +110,19 @@ def test_bad_candidates_are_clear_errors_and_leave_the_registry_untouched(ray_cl
     with pytest.raises(ConfigError, match="eval.eval_set, eval.output: required"):
         promote(load_config(PromoteConfig, None, ["candidate=models:/cap/2"]))
     assert client.get_registered_model("cap").aliases == before
+
+
+def test_a_first_version_can_be_gated_against_the_base_model(ray_cluster, registry, toy_video_dir, warm_vlm):
+    """No holder of 'staging' yet: v2 is compared with the base model folder. v1's adapter is zero, so v1 and the
+    base caption identically: their evaluations (one by version, one by folder) agree on every metric."""
+    client = mlflow.MlflowClient(registry[1])
+    result = promote(
+        promote_config(registry, toy_video_dir, "candidate=models:/cap/2", "policy.alias=staging", f"baseline={warm_vlm}"), dry_run=True
+    )
+    assert result.holder is None and set(result.evaluations) == {"2", "baseline"} and not result.moved
+    assert "against the baseline" in result.decision.reason and any("vs" in check for check in result.decision.checks)
+    assert alias_holder(client, "cap", "staging") is None
+    v1 = promote(promote_config(registry, toy_video_dir, "candidate=models:/cap/1", "policy.alias=staging", f"baseline={warm_vlm}"), dry_run=True)
+    assert v1.evaluations["1"].metrics == pytest.approx(v1.evaluations["baseline"].metrics)
+    assert not v1.decision.promote  # identical to the baseline: no improvement
+    assert any(line.startswith("  baseline") for line in result.lines())

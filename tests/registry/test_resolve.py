@@ -43,11 +43,11 @@ def test_a_version_and_an_alias_resolve_to_the_logged_folders(registry, tiny_tex
     second = resolve_captioner("models:/cap/2", registry)
     assert (second.name, second.version, second.settings["prompt"], second.settings["max_new_tokens"]) == ("cap", "2", "second", 16)
     assert second.base_model == tiny_text_lm.resolve() and (second.adapter / "adapter_config.json").is_file()
-    assert second.adapter.is_relative_to(cache / "registry" / "cap" / "2")
+    assert second.adapter.is_relative_to(cache / "registry" / "cap") and second.adapter.relative_to(cache / "registry" / "cap").parts[0].startswith("2-")
     champion = resolve_captioner("models:/cap@champion", registry)
     assert (champion.uri, champion.version, champion.settings["prompt"]) == ("models:/cap@champion", "1", "first")
     bundled = resolve_captioner("models:/cap/3", registry)
-    assert bundled.base_model.is_relative_to(cache / "registry" / "cap" / "3")
+    assert bundled.base_model.relative_to(cache / "registry" / "cap").parts[0].startswith("3-")
     assert (bundled.base_model / "config.json").read_bytes() == (tiny_text_lm / "config.json").read_bytes()
 
 
@@ -74,3 +74,19 @@ def test_unknown_versions_aliases_and_models_are_clear_errors(registry, cache, u
     with pytest.raises(ModelNotFound, match=message):
         resolve_captioner(uri, registry)
     assert not (cache / "registry").exists() or not any((cache / "registry").rglob("MLmodel"))
+
+
+def test_two_registries_with_the_same_name_and_version_do_not_share_a_cache_entry(registry, tiny_text_lm, cache, tmp_path):
+    other = f"sqlite:///{tmp_path}/other.db"
+    adapter = tmp_path / "other-adapter"
+    base, _ = load_base(tiny_text_lm)
+    add_lora(base, LoraSettings(rank=2, alpha=4)).save_pretrained(adapter)
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(other)
+    try:
+        with mlflow.start_run(experiment_id=mlflow.create_experiment("other", artifact_location=str(tmp_path / "artifacts"))):
+            log_captioner(str(adapter), str(tiny_text_lm), False, {}, "other", 8, "cap", {})
+    finally:
+        mlflow.set_tracking_uri(previous)
+    ours, theirs = resolve_captioner("models:/cap/1", registry), resolve_captioner("models:/cap/1", other)
+    assert ours.adapter != theirs.adapter and (ours.settings["prompt"], theirs.settings["prompt"]) == ("first", "other")

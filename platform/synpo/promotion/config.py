@@ -15,6 +15,11 @@ class PromoteConfig(StrictModel):
 
     candidate: str | None = pydantic.Field(default=None, description="REQUIRED to promote: models:/NAME/VERSION")
     model_name: str = pydantic.Field(default="synpo-captioner", min_length=1, description="registered model of `rollback`")
+    baseline: str | None = pydantic.Field(
+        default=None,
+        description="when the alias has no holder yet, compare the candidate with this model instead of only the floors "
+        "(e.g. the base model folder it was trained from)",
+    )
     policy: PromotionPolicy = pydantic.Field(default_factory=PromotionPolicy, description="when the alias moves")
     eval: EvalConfig = pydantic.Field(
         default_factory=EvalConfig,

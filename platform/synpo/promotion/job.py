@@ -19,6 +19,8 @@ from synpo.registry.promotion import Decision, alias_holder, decide, move_alias
 from synpo.registry.promotion import rollback as rollback_alias
 from synpo.storage import join_uri
 
+SHOWN = ("CIDEr", "BLEU-4", "facts/precision", "facts/recall", "facts/hallucination_rate")
+
 
 @dataclass
 class PromotionResult:
@@ -31,9 +33,11 @@ class PromotionResult:
 
     def lines(self) -> list[str]:
         verdict = "PROMOTE" if self.decision.promote else "KEEP"
-        what = f"{self.name} v{self.candidate} vs {'v' + self.holder if self.holder else 'no holder'}"
+        against = f"v{self.holder}" if self.holder else ("the baseline" if "baseline" in self.evaluations else "no holder")
+        what = f"{self.name} v{self.candidate} vs {against}"
+        scores = [f"  {key:<10} " + " ".join(f"{metric}={result.metrics.get(metric, float('nan')):.4f}" for metric in SHOWN) for key, result in self.evaluations.items()]
         moved = "alias moved" if self.moved else ("dry run: alias not moved" if self.decision.promote else "alias not moved")
-        return [f"{verdict} {what}: {self.decision.reason} ({moved})", *(f"  {check}" for check in self.decision.checks)]
+        return [*scores, f"{verdict} {what}: {self.decision.reason} ({moved})", *(f"  {check}" for check in self.decision.checks)]
 
 
 def _client(config: PromoteConfig):
@@ -58,7 +62,17 @@ def promote(config: PromoteConfig, dry_run: bool = False) -> PromotionResult:
     evaluations = {version: _evaluate(config, name, version)}
     if holder is not None:
         evaluations[holder] = _evaluate(config, name, holder)
-    decision = decide(evaluations[version].metrics, evaluations[holder].metrics if holder else None, config.policy)
+        decision = decide(evaluations[version].metrics, evaluations[holder].metrics, config.policy)
+    elif config.baseline:
+        baseline = config.eval.model_copy(update={"model": config.baseline, "output": join_uri(config.eval.output, "baseline")})
+        evaluations["baseline"] = run_eval(baseline, progress=False)
+        compared = decide(evaluations[version].metrics, evaluations["baseline"].metrics, config.policy)
+        floors = decide(evaluations[version].metrics, None, config.policy)
+        promote_it = compared.promote and floors.promote
+        reason = f"first version, against the baseline {config.baseline}: {compared.reason}" + ("" if floors.promote else f"; {floors.reason}")
+        decision = Decision(promote_it, reason, compared.checks + floors.checks)
+    else:
+        decision = decide(evaluations[version].metrics, None, config.policy)
     moved = False
     if decision.promote and not dry_run:
         move_alias(client, name, version, holder, decision, config.policy.alias)

@@ -6,12 +6,13 @@
 ``models:/NAME/VERSION`` or ``models:/NAME@ALIAS`` (MLflow's own URIs). The version's model
 (what :func:`~synpo.registry.captioner_model.log_captioner` logged: the adapter, the base model or
 its recorded path, and the captioning settings) is downloaded once per node into the model cache
-(``registry/NAME/VERSION``, atomically, like every cached model), so evaluation and serving load the
+(``registry/NAME/VERSION-RUN``, atomically, like every cached model), so evaluation and serving load the
 exact weights a version names. An alias is read at call time: the caller records which version it got.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 from dataclasses import dataclass
@@ -66,7 +67,9 @@ def resolve_captioner(uri: str, tracking_uri: str) -> Captioner:
 
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
     version = _version(client, uri)
-    target = model_cache_dir() / "registry" / version.name / str(version.version)
+    # Keyed by the run that logged it too: another registry (or a recreated one) may have its own version 1 of this name.
+    origin = version.run_id or hashlib.sha256(str(version.source).encode()).hexdigest()
+    target = model_cache_dir() / "registry" / version.name / f"{version.version}-{origin[:12]}"
 
     def download(partial: Path) -> None:
         location = client.get_model_version_download_uri(version.name, version.version)  # where the artifacts are stored
