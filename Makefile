@@ -45,7 +45,9 @@ lint: setup
 
 # The loop as far as it is built: toy videos -> tiny VLM (warm-started offline) -> captions (plain, and
 # contrastive decoding + retrospection) -> pair generation on Ray Data (HF engine, offline judge) ->
-# HTML report of the pairs -> SynPO training on Ray Train on those pairs -> a caption with the adapter.
+# HTML report of the pairs -> SynPO training on Ray Train on those pairs -> a caption with the adapter ->
+# base and trained model evaluated on held-out toy videos, the trained version promoted to @champion
+# only if it beats the base (else the reason is printed).
 demo: setup
 	$(SYNPO) toy videos --out $(DEMO)/videos --count 16 --seed 0 --max-duration-s 20
 	$(SYNPO) toy model --out $(DEMO)/models/tiny-vlm --kind vlm --warm-start-steps 300
@@ -61,6 +63,11 @@ demo: setup
 	$(SYNPO) caption --model $(DEMO)/models/tiny-vlm \
 		--adapter $$($(PY) -c 'import json; print(json.load(open("$(DEMO)/ray/demo/job_result.json"))["best_adapter"])') \
 		--video $(DEMO)/videos/toy-0000-00000.mp4 video.num_frames=8 video.max_side=160
+	$(SYNPO) toy videos --out $(DEMO)/heldout --count 6 --seed 99 --max-duration-s 20
+	HF_HUB_OFFLINE=1 $(PY) jobs/promote.py --config jobs/configs/promote_local.yaml \
+		candidate=models:/synpo-captioner-local/$$($(PY) -c 'import json; print(json.load(open("$(DEMO)/ray/demo/job_result.json"))["model_version"])') \
+		baseline=$(DEMO)/models/tiny-vlm eval.eval_set=$(DEMO)/heldout/manifest.jsonl eval.output=$(DEMO)/eval \
+		eval.mlflow.tracking_uri=sqlite:///$(DEMO)/mlflow.db eval.mlflow.artifact_location=$(DEMO)/mlartifacts
 	@echo "demo outputs: pairs $(DEMO)/generated (open $(DEMO)/pairs_report.html); checkpoints $(DEMO)/ray/demo;"
 	@echo "  MLflow UI: $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(DEMO)/mlflow.db"
 

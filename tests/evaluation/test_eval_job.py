@@ -8,10 +8,10 @@ import json
 import mlflow
 import pytest
 
+from registry_support import register_versions
 from synpo.config.loader import load_config
 from synpo.evaluation.config import EvalConfig
 from synpo.evaluation.job import EvalError, run_eval
-from synpo.registry.captioner_model import log_captioner
 from synpo.training.config import LoraSettings
 from synpo.training.model import add_lora, load_base
 
@@ -60,13 +60,9 @@ def test_a_registered_version_by_alias_is_tagged_with_its_scores(ray_cluster, wa
     adapter = tmp_path / "adapter"
     base, _ = load_base(warm_vlm)
     add_lora(base, LoraSettings(rank=4, alpha=8)).save_pretrained(adapter)
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(tracking)
-    try:
-        with mlflow.start_run(experiment_id=mlflow.create_experiment("train", artifact_location=str(tmp_path / "train-artifacts"))):
-            log_captioner(str(adapter), str(warm_vlm), False, {"num_frames": 8, "max_side": 160}, "Describe.", 48, "cap", {})
-    finally:
-        mlflow.set_tracking_uri(previous)
+    register_versions(tracking, tmp_path / "train-artifacts", "cap", [
+        {"adapter_dir": str(adapter), "base_model_dir": str(warm_vlm), "video": {"num_frames": 8, "max_side": 160}, "prompt": "Describe.", "max_new_tokens": 48}
+    ])  # fmt: skip
     client = mlflow.MlflowClient(tracking)
     client.set_registered_model_alias("cap", "champion", "1")
     result = run_eval(config(tmp_path, "models:/cap@champion", toy_video_dir / "manifest.jsonl", "eval", "metrics.meteor=false"), progress=False)

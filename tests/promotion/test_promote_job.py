@@ -9,11 +9,11 @@ from pathlib import Path
 import mlflow
 import pytest
 
+from registry_support import register_versions
 from synpo.config.loader import ConfigError, load_config
 from synpo.errors import ModelNotFound
 from synpo.promotion.config import PromoteConfig
 from synpo.promotion.job import promote, rollback
-from synpo.registry.captioner_model import log_captioner
 from synpo.registry.promotion import PREVIOUS, alias_holder
 from synpo.storage import Storage
 from synpo.training.batches import InMemoryBatches
@@ -54,16 +54,11 @@ def adapter(model_dir: Path, out: Path, pairs: list[dict], steps: int) -> Path:
 def registry(warm_vlm, toy_pair_rows, tmp_path_factory):
     folder = tmp_path_factory.mktemp("promote")
     tracking = f"sqlite:///{folder}/mlflow.db"
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(tracking)
-    try:
-        experiment = mlflow.create_experiment("train", artifact_location=str(folder / "train-artifacts"))
-        for version, steps in ((1, 0), (2, 12)):
-            with mlflow.start_run(experiment_id=experiment):
-                trained = adapter(warm_vlm, folder / f"adapter-{version}", toy_pair_rows, steps)
-                log_captioner(str(trained), str(warm_vlm), False, VIDEO.model_dump(), "Describe.", 48, "cap", {})
-    finally:
-        mlflow.set_tracking_uri(previous)
+    adapters = [adapter(warm_vlm, folder / f"adapter-{version}", toy_pair_rows, steps) for version, steps in ((1, 0), (2, 12))]
+    register_versions(tracking, folder / "train-artifacts", "cap", [
+        {"adapter_dir": str(trained), "base_model_dir": str(warm_vlm), "video": VIDEO.model_dump(), "prompt": "Describe.", "max_new_tokens": 48}
+        for trained in adapters
+    ])  # fmt: skip
     return folder, tracking
 
 

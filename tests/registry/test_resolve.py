@@ -5,8 +5,8 @@ from __future__ import annotations
 import mlflow
 import pytest
 
+from registry_support import register_versions
 from synpo.errors import ModelNotFound
-from synpo.registry.captioner_model import log_captioner
 from synpo.registry.resolve import resolve_captioner
 from synpo.training.config import LoraSettings
 from synpo.training.model import add_lora, load_base
@@ -20,15 +20,10 @@ def registry(tiny_text_lm, tmp_path_factory):
     adapter = folder / "lora-weights"  # MLflow keeps the folder's own name under artifacts/
     base, _ = load_base(tiny_text_lm)
     add_lora(base, LoraSettings(rank=4, alpha=8)).save_pretrained(adapter)
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(tracking)
-    try:
-        experiment = mlflow.create_experiment("resolve-test", artifact_location=str(folder / "artifacts"))
-        for prompt, bundle in (("first", False), ("second", False), ("third", True)):
-            with mlflow.start_run(experiment_id=experiment):
-                log_captioner(str(adapter), str(tiny_text_lm), bundle, {"num_frames": 8}, prompt, 16, "cap", {"synpo.prompt": prompt})
-    finally:
-        mlflow.set_tracking_uri(previous)
+    register_versions(tracking, folder / "artifacts", "cap", [
+        {"adapter_dir": str(adapter), "base_model_dir": str(tiny_text_lm), "include_base": bundle, "video": {"num_frames": 8}, "prompt": prompt}
+        for prompt, bundle in (("first", False), ("second", False), ("third", True))
+    ])  # fmt: skip
     mlflow.MlflowClient(tracking).set_registered_model_alias("cap", "champion", "1")
     return tracking
 
@@ -81,12 +76,6 @@ def test_two_registries_with_the_same_name_and_version_do_not_share_a_cache_entr
     adapter = tmp_path / "other-adapter"
     base, _ = load_base(tiny_text_lm)
     add_lora(base, LoraSettings(rank=2, alpha=4)).save_pretrained(adapter)
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(other)
-    try:
-        with mlflow.start_run(experiment_id=mlflow.create_experiment("other", artifact_location=str(tmp_path / "artifacts"))):
-            log_captioner(str(adapter), str(tiny_text_lm), False, {}, "other", 8, "cap", {})
-    finally:
-        mlflow.set_tracking_uri(previous)
+    register_versions(other, tmp_path / "artifacts", "cap", [{"adapter_dir": str(adapter), "base_model_dir": str(tiny_text_lm), "prompt": "other"}])
     ours, theirs = resolve_captioner("models:/cap/1", registry), resolve_captioner("models:/cap/1", other)
     assert ours.adapter != theirs.adapter and (ours.settings["prompt"], theirs.settings["prompt"]) == ("first", "other")

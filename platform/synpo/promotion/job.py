@@ -35,7 +35,7 @@ class PromotionResult:
         verdict = "PROMOTE" if self.decision.promote else "KEEP"
         against = f"v{self.holder}" if self.holder else ("the baseline" if "baseline" in self.evaluations else "no holder")
         what = f"{self.name} v{self.candidate} vs {against}"
-        scores = [f"  {key:<10} " + " ".join(f"{metric}={result.metrics.get(metric, float('nan')):.4f}" for metric in SHOWN) for key, result in self.evaluations.items()]
+        scores = [f"  {'v' + key if key.isdigit() else key:<10} " + " ".join(f"{metric}={result.metrics.get(metric, float('nan')):.4f}" for metric in SHOWN) for key, result in self.evaluations.items()]
         moved = "alias moved" if self.moved else ("dry run: alias not moved" if self.decision.promote else "alias not moved")
         return [*scores, f"{verdict} {what}: {self.decision.reason} ({moved})", *(f"  {check}" for check in self.decision.checks)]
 
