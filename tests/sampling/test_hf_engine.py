@@ -99,3 +99,34 @@ def test_bad_requests_and_params_are_refused_with_the_reason(engine):
         engine.generate([CaptionRequest("bad", PROMPT, frames=torch.zeros(4, 8, 8).numpy())])
     with pytest.raises(FileNotFoundError, match="not a model folder"):
         HFEngine("/nonexistent/model", device="cpu")
+
+
+def test_greedy_passes_of_several_videos_share_generate_calls_and_equal_one_at_a_time(warm_vlm, toy_video_dir):
+    """Three videos (one at another resolution, so prompts differ in length and get padded), greedy: the first
+    passes run in ONE generate, the one refinement in another, and every caption and log-prob equals
+    what the request gets alone."""
+    engine = HFEngine(warm_vlm, device="cpu")
+    paths = sorted(toy_video_dir.glob("*.mp4"))
+    videos = [sample_video(path, str(path), VideoSamplingConfig(num_frames=8, max_side=112 if index == 1 else 160)).frames for index, path in enumerate(paths)]
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=16, logprobs=True)
+    requests = [
+        CaptionRequest(f"v{index}", PROMPT, frames=frames, params=params, mode="retrospective" if index == 2 else "plain")
+        for index, frames in enumerate(videos)
+    ]
+    calls = []
+    real_generate = engine.model.generate
+
+    def counting_generate(**inputs):
+        calls.append(inputs["input_ids"].shape[0])
+        return real_generate(**inputs)
+
+    engine.model.generate = counting_generate
+    together = engine.generate(requests)
+    assert calls == [3, 1]  # the three first passes, then video 2's refinement
+    alone = [engine.generate([request])[0] for request in requests]
+    for batched, single in zip(together, alone, strict=True):
+        assert [c.token_ids for c in batched.candidates] == [c.token_ids for c in single.candidates], batched.request_id
+        assert [c.first_pass for c in batched.candidates] == [c.first_pass for c in single.candidates]
+        for a, b in zip(batched.candidates, single.candidates, strict=True):
+            torch.testing.assert_close(torch.tensor(a.logprobs), torch.tensor(b.logprobs), rtol=1e-4, atol=1e-4)
+    assert together[1].candidates[0].text and together[2].candidates[0].first_pass

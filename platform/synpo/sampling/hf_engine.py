@@ -6,9 +6,11 @@ It serves every mode of :class:`~synpo.sampling.request.CaptionRequest`:
   with the same video, ``num_return_sequences = samples_per_instruction``;
 - contrastive decoding adds a :class:`~synpo.sampling.contrastive.ContrastiveLogitsProcessor`
   whose sparse branch has its own inputs and KV cache;
-- retrospection is two passes, driven by :func:`synpo.sampling.passes.run_request`.
+- retrospection is two passes, driven by :func:`synpo.sampling.passes.run_requests`.
 
-Requests run one after another (each is one video). A model folder with a ``vision_config`` is
+Passes run one after another, except greedy single-sample passes over videos (evaluation captions,
+clip captions and their refinements): those of different requests share ``generate`` calls, up to
+``GREEDY_BATCH`` prompts each, every distinct video through the vision tower once. A model folder with a ``vision_config`` is
 loaded as a VLM (``AutoProcessor`` + ``AutoModelForImageTextToText``); any other as a text LM
 (``AutoTokenizer`` + ``AutoModelForCausalLM``, frames must be ``None``) — the tiny text model lets
 the HF and vLLM engines be compared on the same weights. A LoRA adapter is applied with peft.
@@ -34,7 +36,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 from synpo.errors import BadArgument, ModelNotFound
 from synpo.sampling.contrastive import ContrastiveLogitsProcessor, SparseBranch
 from synpo.sampling.device import pick_device
-from synpo.sampling.passes import run_request
+from synpo.sampling.passes import PassSpec, run_requests
 from synpo.sampling.prompts import chat_messages
 from synpo.sampling.request import (
     Candidate,
@@ -47,6 +49,7 @@ from synpo.sampling.request import (
 from synpo.video.plan import sparse_positions
 
 VIDEO_TOKEN_TYPE = 2  # mm_token_type_ids: text 0, image 1, video 2 (what Qwen2-VL's processor returns)
+GREEDY_BATCH = 16  # prompts per generate when greedy single-sample passes of different videos share one
 
 
 class TokenLogprobRecorder(LogitsProcessor):
@@ -110,35 +113,44 @@ class HFEngine:
 
     # --- inputs ---------------------------------------------------------------------------------
 
-    def encode(self, instructions: list[str], frames: np.ndarray | None) -> dict:
-        """Model inputs for a batch of instructions that share one video (``frames`` ``[N, H, W, 3]``).
-
-        The video is preprocessed and run through the vision tower ONCE; its features reach every
-        row through ``mm_encoder_outputs`` (the refinement pass has one prompt per candidate, all on
-        the same video). Each prompt's video placeholder is expanded to the video's token count, as
-        the processor would. The result goes to ``generate`` or the model's forward as keywords.
-        """
-        texts = [
-            self.tokenizer.apply_chat_template(chat_messages(text, frames is not None), tokenize=False, add_generation_prompt=True)
+    def _chat_texts(self, instructions: list[str], with_video: bool) -> list[str]:
+        return [
+            self.tokenizer.apply_chat_template(chat_messages(text, with_video), tokenize=False, add_generation_prompt=True)
             for text in instructions
         ]
-        if frames is None:
-            return self.tokenizer(texts, return_tensors="pt", padding=True).to(self.device)
+
+    def _video_inputs(self, texts: list[str], videos: list[np.ndarray], video_of_text: list[int]) -> dict:
+        """Inputs for ``texts``, text i showing ``videos[video_of_text[i]]``: each distinct video is preprocessed
+        and run through the vision tower ONCE, its features reaching every row that shows it through
+        ``mm_encoder_outputs``; each placeholder is expanded to its video's token count, as the processor would."""
         if not self.is_vlm:
             raise BadArgument("this model is a text LM; it takes no video frames")
-        video = self.processor.video_processor(videos=[list(frames)], return_tensors="pt", do_sample_frames=False)
-        grid = video["video_grid_thw"].to(self.device)  # [1, 3]
-        video_token = self.processor.video_token
-        count = int(grid.prod()) // self.processor.video_processor.merge_size**2
-        inputs = self.tokenizer([text.replace(video_token, video_token * count) for text in texts], return_tensors="pt", padding=True)
-        inputs = inputs.to(self.device)
-        features = self.base_model.model.get_video_features(video["pixel_values_videos"].to(self.device), grid, return_dict=True)
+        video = self.processor.video_processor(videos=[list(frames) for frames in videos], return_tensors="pt", do_sample_frames=False)
+        grids = video["video_grid_thw"].to(self.device)  # [V, 3]
+        counts = (grids.prod(-1) // self.processor.video_processor.merge_size**2).tolist()
+        token = self.processor.video_token
+        prompts = [text.replace(token, token * counts[index]) for text, index in zip(texts, video_of_text, strict=True)]
+        inputs = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
+        features = self.base_model.model.get_video_features(video["pixel_values_videos"].to(self.device), grids, return_dict=True)
+        per_video = tuple(features.pooler_output)  # one [tokens, hidden] tensor per video
         return {
             **inputs,
             "mm_token_type_ids": (inputs["input_ids"] == self.processor.video_token_id).long() * VIDEO_TOKEN_TYPE,
-            "video_grid_thw": grid.repeat(len(texts), 1),  # [P, 3]
-            "mm_encoder_outputs": {"video": BaseModelOutputWithPooling(pooler_output=tuple(features.pooler_output) * len(texts))},
+            "video_grid_thw": grids[video_of_text],  # [P, 3]
+            "mm_encoder_outputs": {"video": BaseModelOutputWithPooling(pooler_output=tuple(per_video[index] for index in video_of_text))},
         }
+
+    def encode(self, instructions: list[str], frames: np.ndarray | None) -> dict:
+        """Model inputs for a batch of instructions that share one video (``frames`` ``[N, H, W, 3]``).
+
+        The video is preprocessed and run through the vision tower ONCE (the refinement pass has one
+        prompt per candidate, all on the same video). The result goes to ``generate`` or the model's
+        forward as keywords.
+        """
+        texts = self._chat_texts(instructions, frames is not None)
+        if frames is None:
+            return self.tokenizer(texts, return_tensors="pt", padding=True).to(self.device)
+        return self._video_inputs(texts, [frames], [0] * len(texts))
 
     @staticmethod
     def sparse_frames(request: CaptionRequest) -> np.ndarray:
@@ -204,14 +216,58 @@ class HFEngine:
 
     # --- requests -------------------------------------------------------------------------------
 
+    @staticmethod
+    def _shares_a_batch(spec: PassSpec) -> bool:
+        """Greedy, single-sample, no CD, with a video: passes of different videos that can run in one ``generate``."""
+        return spec.params.greedy and spec.contrastive is None and spec.request.frames is not None and spec.samples_per_instruction == 1
+
+    @torch.inference_mode()
+    def _greedy_videos(self, items: list[tuple[str, np.ndarray]], params: SamplingParams) -> list[Candidate]:
+        """One greedy candidate per ``(instruction, frames)``, all in one ``generate``."""
+        videos: list[np.ndarray] = []
+        video_of_text = []
+        for _, frames in items:
+            known = next((index for index, video in enumerate(videos) if video is frames), None)
+            if known is None:
+                videos.append(frames)
+                known = len(videos) - 1
+            video_of_text.append(known)
+        inputs = self._video_inputs(self._chat_texts([instruction for instruction, _ in items], True), videos, video_of_text)
+        recorder = TokenLogprobRecorder() if params.logprobs else None
+        sequences = self.model.generate(
+            **inputs, generation_config=self.generation_config(params, 1), logits_processor=[recorder] if recorder else []
+        )
+        new_tokens = sequences[:, inputs["input_ids"].shape[1] :]
+        logprobs = recorder.finish(sequences).tolist() if recorder is not None else None
+        return [self._candidate(row, None if logprobs is None else logprobs[index]) for index, row in enumerate(new_tokens.tolist())]
+
+    def run_passes(self, specs: list[PassSpec]) -> list[list[Candidate]]:
+        """Candidates per spec. Greedy single-sample passes of videos (eval captions, clip captions and their
+        refinements) run ``GREEDY_BATCH`` prompts per ``generate``, across requests; every other pass runs alone."""
+        results: list[list[Candidate] | None] = [None] * len(specs)
+        groups: dict[str, list[int]] = {}
+        for index, spec in enumerate(specs):
+            if self._shares_a_batch(spec):
+                groups.setdefault(spec.params.model_dump_json(exclude={"seed"}), []).append(index)
+            else:
+                results[index] = self.run_pass(spec.request, spec.instructions, spec.samples_per_instruction, spec.params, spec.contrastive)
+        for members in groups.values():
+            items = [(instruction, specs[index].request.frames) for index in members for instruction in specs[index].instructions]
+            params = specs[members[0]].params
+            candidates = [
+                candidate for start in range(0, len(items), GREEDY_BATCH) for candidate in self._greedy_videos(items[start : start + GREEDY_BATCH], params)
+            ]
+            for index in members:
+                count = len(specs[index].instructions)
+                results[index], candidates = candidates[:count], candidates[count:]
+        return results
+
     def generate(self, requests: list[CaptionRequest]) -> list[CaptionResult]:
-        """Serve each request (one video each) in order."""
-        results = []
-        for request in requests:
-            result = run_request(self.run_pass, request)
+        """Serve ``requests`` pass by pass (:func:`~synpo.sampling.passes.run_requests`), in request order."""
+        results = run_requests(self.run_passes, requests) if requests else []
+        for request, result in zip(requests, results, strict=True):
             if request.uses_contrast:
                 result.frames_seen["sparse"] = len(self.sparse_frames(request))
-            results.append(result)
         return results
 
     @torch.inference_mode()
