@@ -13,7 +13,7 @@ import hashlib
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from synpo.pairgen.rows import pack_array, unpack_array
+from synpo.pairgen.rows import pack_array, to_table, unpack_array
 from synpo.sampling.engine import EngineSettings, build_engine
 from synpo.sampling.request import CaptionRequest, SamplingParams
 from synpo.storage import ObjectNotFound, Storage, StorageConfig, StorageError, join_uri
@@ -33,10 +33,6 @@ CAPTIONS = pa.schema(
 DECODED = pa.schema([*[CAPTIONS.field(name) for name in ("video_id", "video", "prompt", "failure")], pa.field("frames", pa.binary())])
 
 
-def _table(rows: list[dict], schema: pa.Schema) -> pa.Table:
-    return pa.Table.from_pylist([{name: row.get(name) for name in schema.names} for row in rows], schema=schema)
-
-
 class DecodeStage:
     """``{video_id, video, prompt} -> DECODED``: the video's frames, or its failure."""
 
@@ -51,7 +47,7 @@ class DecodeStage:
                 rows.append({**row, "frames": pack_array(frames)})
             except (VideoError, StorageError, FileNotFoundError) as error:
                 rows.append({**row, "failure": f"decode: {type(error).__name__}: {error}"})
-        return _table(rows, DECODED)
+        return to_table(rows, DECODED)
 
 
 class CaptionStage:
@@ -70,7 +66,7 @@ class CaptionStage:
         for row in rows:
             candidate = results.get(row["video_id"])
             out.append({**row, "caption": None if candidate is None else candidate.text, "tokens": None if candidate is None else len(candidate.token_ids)})
-        return _table(out, CAPTIONS)
+        return to_table(out, CAPTIONS)
 
 
 class WriteStage:
