@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypedDict
@@ -150,26 +151,25 @@ def train_loop_per_worker(loop_config: WorkerLoopConfig) -> None:
     model_dir = resolve_model(config.model, storage)  # this node's copy (cached: fetched or built once per node)
     policy = load_policy(config, model_dir, device)
     checkpoint = ray.train.get_checkpoint()
-    resume = None
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            resume = ResumePoint.read(Path(folder))
-    train_rows, val_rows = load_splits(config.pairs, config.val_pairs, config.val_fraction, config.seed, storage)
-    batches = ShardedBatches(
-        train_rows, val_rows, config, PairCollator(policy.processor, config.max_response_tokens),
-        video=config.video if policy.is_video else None, storage=storage, rank=rank, world=world,
-        resume_at=(resume.epoch, resume.steps_in_epoch) if resume else (0, 0),
-    )
-    hooks = LoopHooks(
-        log=MlflowStepLogger(config.mlflow.tracking_uri, loop_config["mlflow_run_id"], world) if rank == 0 else no_logging,
-        reduce=make_reducer(device),
-        checkpoint=CheckpointWriter(policy.model, rank, config.deepspeed.zero_stage if config.deepspeed.enabled else 0),
-    )
-    trainer = build_trainer(config, policy, batches, device=device, world_size=world, hooks=hooks)
+    with ExitStack() as stack:  # the checkpoint (from s3://, say) is fetched once: its state here, its weights below
+        folder = Path(stack.enter_context(checkpoint.as_directory())) if checkpoint is not None else None
+        resume = ResumePoint.read(folder) if folder is not None else None
+        train_rows, val_rows = load_splits(config.pairs, config.val_pairs, config.val_fraction, config.seed, storage)
+        batches = ShardedBatches(
+            train_rows, val_rows, config, PairCollator(policy.processor, config.max_response_tokens),
+            video=config.video if policy.is_video else None, storage=storage, rank=rank, world=world,
+            resume_at=(resume.epoch, resume.steps_in_epoch) if resume else (0, 0),
+        )
+        hooks = LoopHooks(
+            log=MlflowStepLogger(config.mlflow.tracking_uri, loop_config["mlflow_run_id"], world) if rank == 0 else no_logging,
+            reduce=make_reducer(device),
+            checkpoint=CheckpointWriter(policy.model, rank, config.deepspeed.zero_stage if config.deepspeed.enabled else 0),
+        )
+        trainer = build_trainer(config, policy, batches, device=device, world_size=world, hooks=hooks)
+        if resume is not None:
+            trainer.backend.load(folder)
     if resume is None:
         trainer.fit()
         return
-    with checkpoint.as_directory() as folder:
-        trainer.backend.load(Path(folder))
     print(f"rank {rank}: resuming at epoch {resume.epoch}, step {resume.result.steps} ({resume.steps_in_epoch} into the epoch)", flush=True)
     trainer.fit(start_epoch=resume.epoch, resume=resume.result, steps_done_in_start_epoch=resume.steps_in_epoch)
