@@ -83,3 +83,26 @@ def test_videos_that_cannot_be_captioned_stop_the_job_and_name_themselves(ray_cl
     with pytest.raises(EvalError, match=r"1 video\(s\) could not be captioned, e.g. \['broken'\]"):
         run_eval(config(tmp_path, str(warm_vlm), manifest, "eval", "metrics.meteor=false"), progress=False)
     assert len(list((tmp_path / "eval" / "captions").iterdir())) >= 1  # the good video's caption is kept for the rerun
+
+
+def test_llm_scores_come_from_the_judge_and_an_unreachable_judge_stops_the_job_first(ray_cluster, warm_vlm, toy_video_dir, tmp_path):
+    from synpo.judging.client import JudgeUnreachable
+    from synpo.testing.loopback_server import FaultPlan, LoopbackJudgeServer, free_port
+
+    llm = ["metrics.llm.scores=[detail,qa]", "metrics.meteor=false", "metrics.llm.judge.model=loopback-judge"]
+    down = config(tmp_path, str(warm_vlm), toy_video_dir / "manifest.jsonl", "eval", *llm, f"metrics.llm.judge.base_url=http://127.0.0.1:{free_port()}/v1")
+    with pytest.raises(JudgeUnreachable, match="is unreachable"):
+        run_eval(down, progress=False)
+    assert not (tmp_path / "eval" / "captions").exists()  # stopped before any captioning
+    assert mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_experiment_by_name(down.mlflow.experiment) is None  # nothing recorded
+
+    with LoopbackJudgeServer(FaultPlan()) as server:
+        result = run_eval(config(tmp_path, str(warm_vlm), toy_video_dir / "manifest.jsonl", "eval", *llm, f"metrics.llm.judge.base_url={server.base_url}"), progress=False)
+        calls = server.stats()["criteria"]
+    assert calls == {"detail": 3, "qa_questions": 3, "qa_answers": 3, "qa_judgements": 3}
+    assert 0 <= result.metrics["llm/detail"] <= 5 and 0 <= result.metrics["llm/qa_accuracy"] <= 1 and "CIDEr" in result.metrics
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    table = json.loads(open(client.download_artifacts(result.run_id, "per_video.json", str(tmp_path))).read())
+    assert {"llm_detail", "llm_qa_accuracy", "llm_qa_score", "llm_qa"} <= set(table["columns"])
+    plain = run_eval(config(tmp_path, str(warm_vlm), toy_video_dir / "manifest.jsonl", "eval", "metrics.meteor=false"), progress=False)
+    assert not plain.reused and "llm/detail" not in plain.metrics  # other metrics: another run, the same captions

@@ -9,12 +9,41 @@ import pydantic
 from synpo.config.base import StrictModel
 from synpo.config.loader import ConfigError
 from synpo.config.sections import MlflowSettings, RaySettings
+from synpo.judging.config import JudgeConfig
 from synpo.models import absolute_model_uri
 from synpo.pairgen.config import PoolSettings
 from synpo.sampling.engine import EngineSettings
 from synpo.sampling.prompts import CAPTION_PROMPT
 from synpo.storage import StorageConfig, absolute_uri
 from synpo.video.sampler import VideoSamplingConfig
+
+
+class LlmMetricSettings(StrictModel):
+    """LLM-judged scores (see :mod:`synpo.evaluation.llm_metrics`): off unless ``scores`` names some."""
+
+    scores: list[Literal["detail", "qa"]] = pydantic.Field(
+        default_factory=list, description="detail: VDD-style detail score 0-5 vs the references; qa: VDC-style questions from the references answered from the caption"
+    )
+    judge: JudgeConfig = pydantic.Field(
+        default_factory=lambda: JudgeConfig(backend="openai"), description="the judge endpoint and its client bounds (backend: openai, the default here)"
+    )
+    questions_per_video: int = pydantic.Field(default=5, ge=1, le=20, description="most QA questions drawn from each video's references")
+    cache: str | None = pydantic.Field(
+        default=None,
+        description="folder or s3:// prefix of the judge's answer cache (default <output>/llm-judge-cache); share one between "
+        "evaluations so every model is asked the same questions",
+    )
+
+    @pydantic.field_validator("judge", mode="before")
+    @classmethod
+    def _openai_by_default(cls, value: object) -> object:
+        return {"backend": "openai", **value} if isinstance(value, dict) else value
+
+    @pydantic.model_validator(mode="after")
+    def _needs_llm(self) -> LlmMetricSettings:
+        if self.scores and self.judge.backend != "openai":
+            raise ValueError(f"metrics.llm.judge.backend={self.judge.backend!r}: LLM-judged scores need an LLM (backend: openai)")
+        return self
 
 
 class MetricSettings(StrictModel):
@@ -24,6 +53,7 @@ class MetricSettings(StrictModel):
     facts: Literal["auto", "on", "off"] = pydantic.Field(
         default="auto", description="toy-world fact accuracy: auto = when every reference is a toy-world caption"
     )
+    llm: LlmMetricSettings = pydantic.Field(default_factory=LlmMetricSettings, description="LLM-judged scores (off by default)")
 
 
 class EvalConfig(StrictModel):
@@ -60,6 +90,7 @@ class EvalConfig(StrictModel):
                 "adapter": absolute_uri(self.adapter),
                 "eval_set": absolute_uri(self.eval_set),
                 "output": absolute_uri(self.output),
+                "metrics": self.metrics.model_copy(update={"llm": self.metrics.llm.model_copy(update={"cache": absolute_uri(self.metrics.llm.cache)})}),
                 "mlflow": self.mlflow.with_absolute_paths(),
             }
         )

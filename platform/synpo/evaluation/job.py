@@ -10,6 +10,7 @@ that stopped half-way resumes: captions already under ``<output>/captions/`` are
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -22,8 +23,13 @@ from tqdm import tqdm
 from synpo.errors import UserError
 from synpo.evaluation.config import EvalConfig
 from synpo.evaluation.evalset import EvalVideo, fingerprint, read_eval_set
-from synpo.evaluation.report import EvalReport, score_captions
+from synpo.evaluation.llm_metrics import EvalJudge, LlmScores
+from synpo.evaluation.llm_prompts import EVAL_PROMPT_VERSION
+from synpo.evaluation.report import EvalReport, score_captions, with_llm_scores
 from synpo.evaluation.stages import CaptionStage, DecodeStage, WriteStage, written_captions
+from synpo.judging.cache import JudgementCache
+from synpo.judging.client import ChatClient
+from synpo.judging.config import JudgeConfig
 from synpo.models import resolve_model
 from synpo.registry.resolve import is_registry_uri, resolve_captioner
 from synpo.sampling.engine import EngineSettings
@@ -32,7 +38,7 @@ from synpo.toy.facts import caption_facts
 
 logger = logging.getLogger(__name__)
 TAG = "synpo.eval."
-HEADLINE = ("CIDEr", "METEOR", "BLEU-4", "ROUGE-L", "facts/precision", "facts/recall", "facts/hallucination_rate")
+HEADLINE = ("CIDEr", "METEOR", "BLEU-4", "ROUGE-L", "facts/precision", "facts/recall", "facts/hallucination_rate", "llm/detail", "llm/qa_accuracy")
 
 
 class EvalError(UserError):
@@ -70,10 +76,20 @@ def model_under_test(config: EvalConfig) -> ModelUnderTest:
     return ModelUnderTest(config.model + (f"+{config.adapter}" if config.adapter else ""), engine)
 
 
+def _digest(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def settings_digest(config: EvalConfig) -> str:
     """What else makes captions differ for one model: prompt, length, frames, engine kind."""
-    settings = {"prompt": config.prompt, "max_new_tokens": config.max_new_tokens, "video": config.video.model_dump(), "engine": config.engine.kind}
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    return _digest({"prompt": config.prompt, "max_new_tokens": config.max_new_tokens, "video": config.video.model_dump(), "engine": config.engine.kind})
+
+
+def metrics_digest(config: EvalConfig) -> str:
+    """What makes the scores of the same captions differ: which metrics, and the LLM judge and its prompts."""
+    llm = config.metrics.llm
+    judge = {"model": llm.judge.model, "base_url": llm.judge.base_url, "questions": llm.questions_per_video, "prompts": EVAL_PROMPT_VERSION}
+    return _digest({"meteor": config.metrics.meteor, "facts": config.metrics.facts, "llm": llm.scores, **({"judge": judge} if llm.scores else {})})
 
 
 def _check_output(config: EvalConfig, identity: dict, storage: Storage) -> None:
@@ -116,6 +132,14 @@ def _caption(config: EvalConfig, model: ModelUnderTest, todo: list[EvalVideo], p
             bar.update(batch.num_rows)
 
 
+async def _check_judge(judge: JudgeConfig) -> None:
+    client = ChatClient(judge)
+    try:
+        await client.check_reachable()
+    finally:
+        await client.aclose()
+
+
 def _uses_facts(config: EvalConfig, videos: list[EvalVideo]) -> bool:
     if config.metrics.facts == "off":
         return False
@@ -147,6 +171,21 @@ def _log(config: EvalConfig, model: ModelUnderTest, identity: dict, report: Eval
     return run.info.run_id
 
 
+async def _llm_scores(config: EvalConfig, captions: dict[str, str], videos: list[EvalVideo], progress: bool) -> LlmScores:
+    llm = config.metrics.llm
+    cache = JudgementCache(llm.cache or join_uri(config.output, "llm-judge-cache"), Storage(config.storage))
+    async with EvalJudge(llm.judge, llm.scores, llm.questions_per_video, cache) as judge:
+        scores = await judge.score(captions, videos, progress)
+    logger.info("LLM scores: %d judge calls, %d answers from the cache, %d+%d tokens", scores.calls, scores.cache_hits, scores.prompt_tokens, scores.completion_tokens)
+    if scores.failures:
+        video_id, reason = next(iter(scores.failures.items()))
+        raise EvalError(
+            f"LLM scores: {len(scores.failures)} of {len(videos)} video(s) could not be scored (e.g. {video_id}: {reason}); "
+            f"nothing was recorded. The answers received are cached: rerun to ask only for the rest"
+        )
+    return scores
+
+
 def run_eval(config: EvalConfig, progress: bool = True) -> EvalResult:
     """Evaluate ``config.model`` on ``config.eval_set`` (or find that it was already); returns the run and its metrics."""
     config.require_paths()
@@ -154,13 +193,16 @@ def run_eval(config: EvalConfig, progress: bool = True) -> EvalResult:
     storage = Storage(config.storage)
     videos = read_eval_set(config.eval_set, storage, config.prompt)
     model = model_under_test(config)
-    identity = {"model": model.identity, "eval_set": fingerprint(videos), "settings": settings_digest(config)}
+    captions_identity = {"model": model.identity, "eval_set": fingerprint(videos), "settings": settings_digest(config)}
+    identity = {**captions_identity, "metrics": metrics_digest(config)}
     existing = _existing_run(config, identity)
     if existing is not None:
         logger.info("%s on eval set %s was evaluated already: run %s", model.identity, identity["eval_set"], existing.info.run_id)
         return EvalResult(existing.info.run_id, True, model.identity, identity["eval_set"], len(videos), dict(existing.data.metrics))
     storage.check_writable(config.output, "output", folder=True)
-    _check_output(config, identity, storage)
+    if config.metrics.llm.scores:  # before any captioning: a judge that cannot answer would waste it
+        asyncio.run(_check_judge(config.metrics.llm.judge))
+    _check_output(config, captions_identity, storage)
     start = time.perf_counter()
     done = written_captions(config.output, storage)
     todo = [video for video in videos if video.video_id not in done]
@@ -172,7 +214,10 @@ def run_eval(config: EvalConfig, progress: bool = True) -> EvalResult:
     missing = [video.video_id for video in videos if video.video_id not in done]
     if missing:
         raise EvalError(f"{len(missing)} video(s) could not be captioned, e.g. {missing[:3]}: see {join_uri(config.output, 'captions')} (failure column); fix or drop them, then rerun")
-    report = score_captions({video_id: row["caption"] for video_id, row in done.items()}, videos, _uses_facts(config, videos), config.metrics.meteor)
+    captions = {video_id: row["caption"] for video_id, row in done.items()}
+    report = score_captions(captions, videos, _uses_facts(config, videos), config.metrics.meteor)
+    if config.metrics.llm.scores:
+        report = with_llm_scores(report, asyncio.run(_llm_scores(config, captions, videos, progress)))
     finite = {key: value for key, value in report.metrics.items() if not math.isnan(value)}  # NaN: no fact of that kind in the set
     run_id = _log(config, model, identity, report, finite, len(videos))
     result = EvalResult(run_id, False, model.identity, identity["eval_set"], len(videos), finite)

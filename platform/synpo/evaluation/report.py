@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from synpo.evaluation.evalset import EvalVideo
+from synpo.evaluation.llm_metrics import LlmScores
 from synpo.evaluation.text_metrics import MetricError, caption_metrics
 from synpo.toy.facts import KINDS, FactScore, caption_facts, fact_accuracy
 
@@ -76,3 +77,9 @@ def score_captions(captions: dict[str, str], videos: list[EvalVideo], facts: boo
             )  # fmt: skip
         metrics.update(fact_metrics(scores))
     return EvalReport(metrics=metrics, per_video=rows)
+
+
+def with_llm_scores(report: EvalReport, scores: LlmScores) -> EvalReport:
+    """``report`` with the LLM-judged corpus metrics and each video's LLM scores (and QA items) added."""
+    rows = [{**row, **scores.per_video[row["video_id"]]} for row in report.per_video]
+    return EvalReport(metrics={**report.metrics, **scores.metrics}, per_video=rows)

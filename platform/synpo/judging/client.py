@@ -31,18 +31,22 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import email.utils
+import functools
 import json
 import logging
 import os
 import random
 import re
 import time
+from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 
 from synpo.config.loader import ConfigError
+from synpo.errors import UserError
 from synpo.judging.config import JudgeConfig
-from synpo.judging.parse import JudgeAnswer, MalformedAnswer, parse_answer
+from synpo.judging.parse import MalformedAnswer, parse_answer
 from synpo.judging.prompts import SCHEMA_NAMES, answer_schema
 from synpo.judging.ratelimit import RequestPacer, TokenBucket
 
@@ -62,7 +66,7 @@ def redact(text: str, api_key: str | None) -> str:
 class CallResult:
     """The outcome of one judge call after all its attempts: ``answer`` or ``failure`` (never both)."""
 
-    answer: JudgeAnswer | None
+    answer: Any  # the parsed reply (a JudgeAnswer for judge criteria), None when the call failed
     failure: str | None
     attempts: int
     prompt_tokens: int
@@ -77,6 +81,10 @@ class _Attempt:
     retry_after_s: float | None
     prompt_tokens: int
     completion_tokens: int
+
+
+class JudgeUnreachable(UserError):
+    """The judge server cannot be reached, or refuses the key: a job that needs it stops before doing work."""
 
 
 def read_api_key(config: JudgeConfig) -> str | None:
@@ -136,10 +144,14 @@ class ChatClient:
             self._session = None
 
     def request_body(self, messages: list[dict], criterion: str, num_candidates: int = 1) -> dict:
+        """The body of one call for a judge criterion (its answer schema sized for ``num_candidates``)."""
+        schema = answer_schema(criterion, num_candidates, self.config.max_reasoning_chars)
+        return self.json_request_body(messages, SCHEMA_NAMES[criterion], schema)
+
+    def json_request_body(self, messages: list[dict], schema_name: str, schema: dict) -> dict:
         body: dict = {"model": self.config.model, "messages": messages, "temperature": 0, "max_tokens": self.config.max_tokens}
         if self.config.response_format == "json_schema":
-            schema = answer_schema(criterion, num_candidates, self.config.max_reasoning_chars)
-            body["response_format"] = {"type": "json_schema", "json_schema": {"name": SCHEMA_NAMES[criterion], "schema": schema, "strict": True}}
+            body["response_format"] = {"type": "json_schema", "json_schema": {"name": schema_name, "schema": schema, "strict": True}}
         elif self.config.response_format == "json_object":
             body["response_format"] = {"type": "json_object"}
         return body
@@ -147,7 +159,16 @@ class ChatClient:
     async def ask(self, messages: list[dict], criterion: str, num_candidates: int = 1) -> CallResult:
         """Send one judge call (with retries) and validate its reply for ``criterion``. Never raises for a failed call."""
         body = self.request_body(messages, criterion, num_candidates)
-        estimate = sum(len(message["content"]) for message in messages) // 4 + self.config.max_tokens
+        return await self.ask_body(body, criterion, functools.partial(parse_answer, criterion=criterion, num_candidates=num_candidates))
+
+    async def ask_json(self, messages: list[dict], schema_name: str, schema: dict, parse: Callable[[str], Any]) -> CallResult:
+        """Any JSON-answer call: the reply must match ``schema`` (sent as the response format, by config) and
+        ``parse`` turns its text into the answer or raises :class:`MalformedAnswer`. Never raises for a failed call."""
+        return await self.ask_body(self.json_request_body(messages, schema_name, schema), schema_name, parse)
+
+    async def ask_body(self, body: dict, label: str, parse: Callable[[str], Any]) -> CallResult:
+        """Send ``body`` with the retry policy of the module docstring; ``parse`` validates the reply text."""
+        estimate = sum(len(message["content"]) for message in body["messages"]) // 4 + self.config.max_tokens
         prompt_tokens = completion_tokens = attempts = transport_retries = malformed_retries = 0
         while True:
             attempts += 1
@@ -157,8 +178,7 @@ class ChatClient:
             error, retryable, budget_left = attempt.error, attempt.retryable, transport_retries < self.config.max_retries
             if attempt.text is not None:
                 try:
-                    answer = parse_answer(attempt.text, criterion, num_candidates)
-                    return CallResult(answer, None, attempts, prompt_tokens, completion_tokens)
+                    return CallResult(parse(attempt.text), None, attempts, prompt_tokens, completion_tokens)
                 except MalformedAnswer as problem:
                     error, retryable = f"malformed answer: {problem}", True
                     budget_left = malformed_retries < self.config.max_malformed_retries
@@ -167,12 +187,26 @@ class ChatClient:
                 transport_retries += 1 if retryable else 0
             if not (retryable and budget_left):
                 failure = f"{error} (gave up after {attempts} attempt{'s' if attempts > 1 else ''})"
-                logger.warning("judge %s call failed: %s", criterion, failure)
+                logger.warning("judge %s call failed: %s", label, failure)
                 return CallResult(None, failure, attempts, prompt_tokens, completion_tokens)
             delay_s = self._random.uniform(0, min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** (attempts - 1)))
             delay_s = max(delay_s, attempt.retry_after_s or 0.0)
-            logger.debug("judge %s attempt %d failed (%s); retrying in %.2f s", criterion, attempts, error, delay_s)
+            logger.debug("judge %s attempt %d failed (%s); retrying in %.2f s", label, attempts, error, delay_s)
             await asyncio.sleep(delay_s)
+
+    async def check_reachable(self) -> None:
+        """Raise :class:`JudgeUnreachable` unless the server answers ``GET {base_url}/models`` (any answer but 401/403
+        and 5xx counts: a server without that route still shows it is there). For jobs that cannot do without the judge."""
+        try:
+            async with self._http().get(f"{self.config.base_url}/models") as response:
+                status, content = response.status, await response.read()
+        except TimeoutError:
+            raise JudgeUnreachable(f"judge {self.config.base_url}: no answer within {self.config.timeout_s:g} s") from None
+        except aiohttp.ClientError as error:
+            raise JudgeUnreachable(f"judge {self.config.base_url} is unreachable: {self._redact(f'{type(error).__name__}: {error}')}") from None
+        if status in (401, 403) or status >= 500:
+            excerpt = self._redact(content[:200].decode("utf-8", errors="replace").strip())
+            raise JudgeUnreachable(f"judge {self.config.base_url} answered HTTP {status}: {excerpt} (check {self.config.api_key_env} and the server)")
 
     async def _attempt(self, body: dict, estimate: int) -> _Attempt:
         """One HTTP attempt, its texts redacted: the one place server text enters (a server may echo the

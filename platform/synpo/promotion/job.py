@@ -19,7 +19,7 @@ from synpo.registry.promotion import Decision, alias_holder, decide, move_alias
 from synpo.registry.promotion import rollback as rollback_alias
 from synpo.storage import join_uri
 
-SHOWN = ("CIDEr", "BLEU-4", "facts/precision", "facts/recall", "facts/hallucination_rate")
+SHOWN = ("CIDEr", "BLEU-4", "facts/precision", "facts/recall", "facts/hallucination_rate", "llm/detail", "llm/qa_accuracy")
 
 
 @dataclass
@@ -35,7 +35,7 @@ class PromotionResult:
         verdict = "PROMOTE" if self.decision.promote else "KEEP"
         against = f"v{self.holder}" if self.holder else ("the baseline" if "baseline" in self.evaluations else "no holder")
         what = f"{self.name} v{self.candidate} vs {against}"
-        scores = [f"  {'v' + key if key.isdigit() else key:<10} " + " ".join(f"{metric}={result.metrics.get(metric, float('nan')):.4f}" for metric in SHOWN) for key, result in self.evaluations.items()]
+        scores = [f"  {'v' + key if key.isdigit() else key:<10} " + " ".join(f"{metric}={result.metrics[metric]:.4f}" for metric in SHOWN if metric in result.metrics) for key, result in self.evaluations.items()]
         moved = "alias moved" if self.moved else ("dry run: alias not moved" if self.decision.promote else "alias not moved")
         return [*scores, f"{verdict} {what}: {self.decision.reason} ({moved})", *(f"  {check}" for check in self.decision.checks)]
 
@@ -47,9 +47,16 @@ def _client(config: PromoteConfig):
     return MlflowClient(uri, registry_uri=uri)
 
 
+def _run_eval(config: PromoteConfig, model: str, folder: str) -> EvalResult:
+    """``model`` evaluated as ``config.eval`` says, into ``<eval.output>/<folder>``; every evaluation of a promotion shares
+    one LLM judge cache (``<eval.output>/llm-judge-cache`` unless set), so both sides are asked the same QA questions."""
+    llm = config.eval.metrics.llm
+    metrics = config.eval.metrics.model_copy(update={"llm": llm.model_copy(update={"cache": llm.cache or join_uri(config.eval.output, "llm-judge-cache")})})
+    return run_eval(config.eval.model_copy(update={"model": model, "output": join_uri(config.eval.output, folder), "metrics": metrics}), progress=False)
+
+
 def _evaluate(config: PromoteConfig, name: str, version: str) -> EvalResult:
-    settings = config.eval.model_copy(update={"model": f"models:/{name}/{version}", "output": join_uri(config.eval.output, f"{name}-v{version}")})
-    return run_eval(settings, progress=False)
+    return _run_eval(config, f"models:/{name}/{version}", f"{name}-v{version}")
 
 
 def promote(config: PromoteConfig, dry_run: bool = False) -> PromotionResult:
@@ -64,8 +71,7 @@ def promote(config: PromoteConfig, dry_run: bool = False) -> PromotionResult:
         evaluations[holder] = _evaluate(config, name, holder)
         decision = decide(evaluations[version].metrics, evaluations[holder].metrics, config.policy)
     elif config.baseline:
-        baseline = config.eval.model_copy(update={"model": config.baseline, "output": join_uri(config.eval.output, "baseline")})
-        evaluations["baseline"] = run_eval(baseline, progress=False)
+        evaluations["baseline"] = _run_eval(config, config.baseline, "baseline")
         compared = decide(evaluations[version].metrics, evaluations["baseline"].metrics, config.policy)
         floors = decide(evaluations[version].metrics, None, config.policy)
         promote_it = compared.promote and floors.promote

@@ -18,8 +18,10 @@ test captions do not.
 
 from __future__ import annotations
 
+import json
 import re
 
+from synpo.evaluation import llm_prompts as eval_prompts
 from synpo.judging.prompts import (
     CONSISTENCY_CAPTION,
     CONSISTENCY_TEMPLATE,
@@ -29,14 +31,14 @@ from synpo.judging.prompts import (
     SCHEMA_NAMES,
 )
 
-CRITERIA_BY_SCHEMA_NAME = {name: criterion for criterion, name in SCHEMA_NAMES.items()}
+CRITERIA_BY_SCHEMA_NAME = {name: criterion for criterion, name in {**SCHEMA_NAMES, **eval_prompts.SCHEMA_NAMES}.items()}
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")  # the placeholder syntax of synpo.judging.prompts.fill
 _NUMBER = r"\d+"
 _TEXT = r".*?"
 
 
-def _template_pattern(template: str, fields: dict[str, str]) -> str:
+def template_pattern(template: str, fields: dict[str, str]) -> str:
     """``template`` as a regex: its text matched literally, each ``{name}`` replaced by ``fields[name]``."""
     pieces = _PLACEHOLDER.split(template)  # text, name, text, name, ..., text
     return "".join(re.escape(piece) if position % 2 == 0 else fields[piece] for position, piece in enumerate(pieces))
@@ -47,27 +49,48 @@ def _one_or_more(block: str) -> str:
 
 
 _REFERENCE_FIELDS = {"number": _NUMBER, "segment": _NUMBER, "segments": _NUMBER}
-_REFERENCE = _template_pattern(FACTUALITY_REFERENCE, {**_REFERENCE_FIELDS, "caption": _TEXT})
-_REFERENCE_HEADING = re.compile("(?:^|\n\n)" + _template_pattern(FACTUALITY_REFERENCE.split("{caption}")[0], _REFERENCE_FIELDS))
-_CAPTION = _template_pattern(CONSISTENCY_CAPTION, {"number": _NUMBER, "caption": _TEXT})
-_CAPTION_HEADING = re.compile("(?:^|\n\n)" + _template_pattern(CONSISTENCY_CAPTION.split("{caption}")[0], {"number": _NUMBER}))
+_REFERENCE = template_pattern(FACTUALITY_REFERENCE, {**_REFERENCE_FIELDS, "caption": _TEXT})
+_REFERENCE_HEADING = re.compile("(?:^|\n\n)" + template_pattern(FACTUALITY_REFERENCE.split("{caption}")[0], _REFERENCE_FIELDS))
+_CAPTION = template_pattern(CONSISTENCY_CAPTION, {"number": _NUMBER, "caption": _TEXT})
+_CAPTION_HEADING = re.compile("(?:^|\n\n)" + template_pattern(CONSISTENCY_CAPTION.split("{caption}")[0], {"number": _NUMBER}))
 
 USER_MESSAGE_PATTERNS = {
     "c1": re.compile(
-        _template_pattern(
+        template_pattern(
             FACTUALITY_TEMPLATE, {"candidate": f"(?P<candidate>{_TEXT})", "references": f"(?P<references>{_one_or_more(_REFERENCE)})"}
         ),
         re.DOTALL,
     ),
-    "c2": re.compile(_template_pattern(FIDELITY_TEMPLATE, {"prompt": f"(?P<prompt>{_TEXT})", "candidate": f"(?P<candidate>{_TEXT})"}), re.DOTALL),
+    "c2": re.compile(template_pattern(FIDELITY_TEMPLATE, {"prompt": f"(?P<prompt>{_TEXT})", "candidate": f"(?P<candidate>{_TEXT})"}), re.DOTALL),
     "c3": re.compile(
-        _template_pattern(
+        template_pattern(
             CONSISTENCY_TEMPLATE,
             {"count": f"(?P<count>{_NUMBER})", "captions": f"(?P<captions>{_one_or_more(_CAPTION)})", "answer_form": _TEXT},
         ),
         re.DOTALL,
     ),
 }
+
+
+# The evaluation judge's calls (synpo.evaluation.llm_prompts) give list inputs as JSON: read back with json.loads.
+_JSON_FIELDS = ("references", "questions", "items")
+
+
+_JSON_LIST = r"\[.*?\]"
+
+
+def _eval_field(name: str) -> str:
+    return f"(?P<{name}>{_NUMBER if name == 'count' else _JSON_LIST if name in _JSON_FIELDS else _TEXT})"
+
+
+EVAL_MESSAGE_PATTERNS = {
+    task: re.compile(template_pattern(template, {name: _eval_field(name) for name in _PLACEHOLDER.findall(template)}), re.DOTALL)
+    for task, template in eval_prompts.TEMPLATES.items()
+}
+
+
+def _eval_inputs(match: re.Match) -> dict:
+    return {name: int(value) if name == "count" else json.loads(value) if name in _JSON_FIELDS else value for name, value in match.groupdict().items()}
 
 
 def request_criterion(body: dict) -> str | None:
@@ -92,7 +115,12 @@ def parse_user_message(text: str, criterion: str | None = None) -> tuple[str, di
     ``{"candidate", "clip_captions"}`` for C1, ``{"prompt", "candidate"}`` for C2 and
     ``{"candidates"}`` for C3. Raises ``ValueError`` for text that is not such a message.
     """
-    for name in [criterion] if criterion is not None else list(USER_MESSAGE_PATTERNS):
+    for name in [criterion] if criterion is not None else [*USER_MESSAGE_PATTERNS, *EVAL_MESSAGE_PATTERNS]:
+        if name in EVAL_MESSAGE_PATTERNS:
+            match = EVAL_MESSAGE_PATTERNS[name].fullmatch(text)
+            if match is not None:
+                return name, _eval_inputs(match)
+            continue
         match = USER_MESSAGE_PATTERNS[name].fullmatch(text)
         if match is None:
             continue

@@ -31,8 +31,10 @@ import pydantic
 from aiohttp import web
 
 from synpo.config.base import StrictModel
+from synpo.evaluation.llm_prompts import TEMPLATES as EVAL_TASKS
 from synpo.judging.prompts import consistency_key
 from synpo.judging.rules import score_consistency, score_factuality, score_fidelity
+from synpo.testing import eval_rules
 from synpo.testing.judge_requests import parse_user_message, request_criterion
 
 Fault = Literal["ok", "429", "500", "timeout", "malformed", "out_of_range"]
@@ -50,7 +52,7 @@ class FaultPlan(StrictModel):
     hang_s: float = pydantic.Field(default=30.0, ge=0, description="how long a 'timeout' request hangs, seconds")
     rate_malformed: float = pydantic.Field(default=0.0, ge=0, le=1, description="share of replies that are prose without JSON")
     rate_out_of_range: float = pydantic.Field(default=0.0, ge=0, le=1, description="share of replies with a score outside the range")
-    only_criteria: list[Literal["c1", "c2", "c3"]] = pydantic.Field(
+    only_criteria: list[Literal["c1", "c2", "c3", "detail", "qa_questions", "qa_answers", "qa_judgements"]] = pydantic.Field(
         default_factory=list, description="apply faults only to requests for these criteria (empty = all)"
     )
     script: list[Fault] = pydantic.Field(
@@ -96,7 +98,10 @@ class FaultPlan(StrictModel):
 
 
 def judge_reply(criterion: str, inputs: dict) -> dict:
-    """The rules judge's answer for ``criterion`` on the recovered ``inputs``, in the reply format the prompt asks for."""
+    """The rules judge's answer for ``criterion`` on the recovered ``inputs``, in the reply format the prompt asks for
+    (an evaluation call's ``criterion`` is its task: see :mod:`synpo.testing.eval_rules`)."""
+    if criterion in EVAL_TASKS:
+        return eval_rules.reply(criterion, inputs)
     if criterion == "c1":
         score, reasoning = score_factuality(inputs["candidate"], inputs["clip_captions"])
         return {"reasoning": reasoning, "score": score}
@@ -194,9 +199,10 @@ def build_app(state: ServerState) -> web.Application:
                 await asyncio.sleep(faults.hang_s)
             answer = judge_reply(criterion, inputs)
             echoed = f" (request had Authorization: {request.headers.get('Authorization')})" if faults.echo_authorization else ""
-            answer["reasoning"] += echoed
+            if "reasoning" in answer:
+                answer["reasoning"] += echoed
             if fault == "out_of_range":
-                answer["score" if "score" in answer else consistency_key(1)] = 9
+                answer["score" if "score" in answer or criterion in EVAL_TASKS else consistency_key(1)] = 9
             content = json.dumps(answer)
             if fault == "malformed":
                 content = "The caption looks mostly right to me; I would give it a four out of five." + echoed
@@ -224,6 +230,9 @@ def build_app(state: ServerState) -> web.Application:
                 state.in_flight -= 1
 
     async def models(request: web.Request) -> web.Response:
+        api_key = state.faults.api_key
+        if api_key is not None and request.headers.get("Authorization") != f"Bearer {api_key}":
+            return web.json_response({"error": {"message": "invalid API key", "type": "authentication_error"}}, status=401)
         return web.json_response({"object": "list", "data": [{"id": "loopback-judge", "object": "model", "owned_by": "synpo"}]})
 
     async def stats(request: web.Request) -> web.Response:
