@@ -1,0 +1,1 @@
+"""The captioning API's request side: taking in the videos requests name (uploads, URLs) safely."""
