@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The serving tests' API token: set before any Ray starts, so Serve replicas inherit it as they would a pod's secret.
+os.environ.setdefault("SYNPO_TEST_SERVE_TOKEN", secrets.token_hex(16))
 
 
 def free_port() -> int:

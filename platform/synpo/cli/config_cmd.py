@@ -12,6 +12,7 @@ from synpo.evaluation.config import EvalConfig
 from synpo.judging.config import JudgeConfig
 from synpo.pairgen.config import PairsConfig
 from synpo.promotion.config import PromoteConfig
+from synpo.serving.settings import ServeSettings
 from synpo.training.config import TrainConfig
 
 JOB_CONFIGS: dict[str, type[StrictModel]] = {
@@ -20,6 +21,7 @@ JOB_CONFIGS: dict[str, type[StrictModel]] = {
     "judge": JudgeConfig,
     "pairs": PairsConfig,
     "promote": PromoteConfig,
+    "serve": ServeSettings,
     "train": TrainConfig,
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from synpo.cli import caption, config_cmd, judge_cmd, pairs_cmd, toy
+from synpo.cli import caption, config_cmd, judge_cmd, pairs_cmd, serve_cmd, toy
 from synpo.errors import UserError
 
 
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     caption.register(commands)
     judge_cmd.register(commands)
     config_cmd.register(commands)
+    serve_cmd.register(commands)
     return parser
 
 

@@ -200,11 +200,14 @@ class HFEngine:
         sequences = self.model.generate(
             **inputs, generation_config=self.generation_config(params, samples_per_instruction), logits_processor=processors
         )
-        new_tokens = sequences[:, inputs["input_ids"].shape[1] :]  # [B, T]
+        new_tokens = sequences[:, inputs["input_ids"].shape[1] :]  # [B * samples, T]
         logprobs = recorder.finish(sequences).tolist() if recorder is not None else None
-        return [self._candidate(row, None if logprobs is None else logprobs[index]) for index, row in enumerate(new_tokens.tolist())]
+        prompt_tokens = inputs["attention_mask"].sum(dim=1).repeat_interleave(samples_per_instruction).tolist()  # [B * samples]
+        return [
+            self._candidate(row, None if logprobs is None else logprobs[index], prompt_tokens[index]) for index, row in enumerate(new_tokens.tolist())
+        ]
 
-    def _candidate(self, row: list[int], logprobs: list[float] | None) -> Candidate:
+    def _candidate(self, row: list[int], logprobs: list[float] | None, prompt_tokens: int) -> Candidate:
         ended = next((position for position, token in enumerate(row) if token in self.eos_ids), None)
         token_ids = row if ended is None else row[:ended]
         return Candidate(
@@ -212,6 +215,7 @@ class HFEngine:
             token_ids=token_ids,
             finish_reason="length" if ended is None else "stop",
             logprobs=None if logprobs is None else logprobs[: len(token_ids)],
+            prompt_tokens=prompt_tokens,
         )
 
     # --- requests -------------------------------------------------------------------------------
@@ -239,7 +243,10 @@ class HFEngine:
         )
         new_tokens = sequences[:, inputs["input_ids"].shape[1] :]
         logprobs = recorder.finish(sequences).tolist() if recorder is not None else None
-        return [self._candidate(row, None if logprobs is None else logprobs[index]) for index, row in enumerate(new_tokens.tolist())]
+        prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()  # [B]: each prompt without its padding
+        return [
+            self._candidate(row, None if logprobs is None else logprobs[index], prompt_tokens[index]) for index, row in enumerate(new_tokens.tolist())
+        ]
 
     def run_passes(self, specs: list[PassSpec]) -> list[list[Candidate]]:
         """Candidates per spec. Greedy single-sample passes of videos (eval captions, clip captions and their

@@ -113,6 +113,7 @@ class Candidate:
     finish_reason: FinishReason
     logprobs: list[float] | None = None  # one per token id, under the model's (full-video) distribution
     first_pass: str | None = None
+    prompt_tokens: int | None = None  # tokens of the prompt this text was generated from (video tokens included)
 
     def to_dict(self) -> dict:
         return {
@@ -121,6 +122,7 @@ class Candidate:
             "finish_reason": self.finish_reason,
             "logprobs": self.logprobs,
             "first_pass": self.first_pass,
+            "prompt_tokens": self.prompt_tokens,
         }
 
 

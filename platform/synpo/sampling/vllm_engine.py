@@ -201,7 +201,7 @@ class VLLMEngine:
         outputs = iter(self.llm.generate(prompts, sampling, use_tqdm=False, lora_request=self.lora_request))
         return [
             [
-                to_candidate(completion, spec.params.logprobs)
+                to_candidate(completion, spec.params.logprobs, len(output.prompt_token_ids))
                 for output in [next(outputs) for _ in spec.instructions]
                 for completion in output.outputs
             ]
@@ -217,7 +217,7 @@ class VLLMEngine:
         return run_requests(self.run_passes, requests) if requests else []
 
 
-def to_candidate(completion: Any, want_logprobs: bool) -> Candidate:
+def to_candidate(completion: Any, want_logprobs: bool, prompt_tokens: int | None = None) -> Candidate:
     """A vLLM ``CompletionOutput`` as a :class:`Candidate`: stop token dropped, finish reason checked."""
     token_ids = list(completion.token_ids)
     if completion.finish_reason == "stop":
@@ -227,4 +227,6 @@ def to_candidate(completion: Any, want_logprobs: bool) -> Candidate:
     logprobs = None
     if want_logprobs:  # logprobs=0: each step holds exactly the sampled token
         logprobs = [step[token].logprob for step, token in zip(completion.logprobs[: len(token_ids)], token_ids, strict=True)]
-    return Candidate(text=completion.text.strip(), token_ids=token_ids, finish_reason=completion.finish_reason, logprobs=logprobs)
+    return Candidate(
+        text=completion.text.strip(), token_ids=token_ids, finish_reason=completion.finish_reason, logprobs=logprobs, prompt_tokens=prompt_tokens
+    )
