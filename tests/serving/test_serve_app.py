@@ -7,7 +7,6 @@ settings): the API must return exactly what the model writes, with the usage it 
 
 from __future__ import annotations
 
-import base64
 import concurrent.futures
 import os
 import secrets
@@ -16,16 +15,15 @@ import httpx
 import mlflow
 import openai
 import pytest
+import serve_support as support
+from serve_support import TOKEN_ENV, auth, data_url, running_app
 
-from conftest import free_port
 from registry_support import register_versions
-from synpo.serving.deployment import build_app
 from synpo.serving.settings import ServeSettings
 from synpo.training.config import LoraSettings
 from synpo.training.model import add_lora, load_base
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
-TOKEN_ENV = "SYNPO_TEST_SERVE_TOKEN"  # set in conftest before Ray starts: replicas inherit it
 VIDEO = {"num_frames": 8, "max_side": 160}
 PROMPT = "Describe the video."
 
@@ -48,21 +46,13 @@ def registry(warm_vlm, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def served(ray_cluster, registry):
-    from ray import serve
-
-    port = free_port()
-    settings = ServeSettings.model_validate(
-        {
-            "model": "models:/cap@champion", "name": "cap", "tracking_uri": registry, "alias_poll_s": 0, "port": port,
-            "engine": {"kind": "hf", "device": "cpu"}, "auth": {"token_env": TOKEN_ENV},
-            "sources": {"max_bytes": 2_000_000, "allowed_schemes": ["https", "http", "data"]}, "limits": {"max_duration_s": 60, "max_new_tokens": 64},
-            "scaling": {"min_replicas": 1, "max_replicas": 1, "num_cpus": 0.5},
-        }
-    )  # fmt: skip
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_app(settings), name="captioner", route_prefix="/", blocking=False)
-    yield f"http://127.0.0.1:{port}", settings
-    serve.shutdown()
+    fields = {
+        "model": "models:/cap@champion", "name": "cap", "tracking_uri": registry, "alias_poll_s": 0, "engine": {"kind": "hf", "device": "cpu"},
+        "sources": {"max_bytes": 2_000_000, "allowed_schemes": ["https", "http", "data"]}, "limits": {"max_duration_s": 60, "max_new_tokens": 64},
+        "scaling": {"min_replicas": 1, "max_replicas": 1, "num_cpus": 0.5},
+    }  # fmt: skip
+    with running_app(fields) as (base, settings):
+        yield base, settings
 
 
 @pytest.fixture(scope="module")
@@ -70,16 +60,8 @@ def video_bytes(toy_video_dir) -> bytes:
     return sorted(toy_video_dir.glob("*.mp4"))[0].read_bytes()
 
 
-def data_url(data: bytes) -> str:
-    return "data:video/mp4;base64," + base64.b64encode(data).decode()
-
-
 def client(base: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{base}/v1", api_key=os.environ[TOKEN_ENV], max_retries=0, timeout=120)
-
-
-def auth() -> dict:
-    return {"Authorization": f"Bearer {os.environ[TOKEN_ENV]}"}
 
 
 def local_caption(registry: str, data: bytes, max_new_tokens: int):
@@ -140,7 +122,7 @@ BAD_REQUESTS = [
 
 
 def chat_with_video(url: str) -> dict:
-    return {"model": "cap", "messages": [{"role": "user", "content": [{"type": "video_url", "video_url": {"url": url}}]}]}
+    return support.chat_with_video(url, model="cap")
 
 
 @pytest.mark.parametrize(("what", "kwargs", "status", "words"), BAD_REQUESTS, ids=[row[0] for row in BAD_REQUESTS])

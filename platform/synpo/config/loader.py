@@ -14,6 +14,7 @@ value that was given and what is allowed, e.g.::
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -62,9 +63,15 @@ def _check_key_path(model: type[pydantic.BaseModel], parts: list[str], original:
             raise ConfigError(
                 f"override {original!r}: unknown key {part!r} {where}; allowed keys: {', '.join(sorted(fields))}"
             )
-        annotation = fields[part].annotation
-        is_model = isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel)
-        current = annotation if is_model else None
+        current = _nested_model(fields[part].annotation)
+
+
+def _nested_model(annotation: Any) -> type[pydantic.BaseModel] | None:
+    """The config section an annotation holds: ``Section`` or ``Section | None`` (a section that may be left out)."""
+    members = [member for member in typing.get_args(annotation) if member is not type(None)] or [annotation]
+    if len(members) == 1 and isinstance(members[0], type) and issubclass(members[0], pydantic.BaseModel):
+        return members[0]
+    return None
 
 
 def apply_overrides(data: dict[str, Any], model: type[pydantic.BaseModel], overrides: list[str]) -> dict[str, Any]:
