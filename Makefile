@@ -47,7 +47,8 @@ lint: setup
 # contrastive decoding + retrospection) -> pair generation on Ray Data (HF engine, offline judge) ->
 # HTML report of the pairs -> SynPO training on Ray Train on those pairs -> a caption with the adapter ->
 # base and trained model evaluated on held-out toy videos, the trained version promoted to @champion
-# only if it beats the base (else the reason is printed).
+# only if it beats the base (else the reason is printed) -> @champion served on Ray Serve, one video
+# captioned over HTTP with the openai client.
 demo: setup
 	$(SYNPO) toy videos --out $(DEMO)/videos --count 16 --seed 0 --max-duration-s 20
 	$(SYNPO) toy model --out $(DEMO)/models/tiny-vlm --kind vlm --warm-start-steps 300
@@ -68,6 +69,8 @@ demo: setup
 		candidate=models:/synpo-captioner-local/$$($(PY) -c 'import json; print(json.load(open("$(DEMO)/ray/demo/job_result.json"))["model_version"])') \
 		baseline=$(DEMO)/models/tiny-vlm eval.eval_set=$(DEMO)/heldout/manifest.jsonl eval.output=$(DEMO)/eval \
 		eval.mlflow.tracking_uri=sqlite:///$(DEMO)/mlflow.db eval.mlflow.artifact_location=$(DEMO)/mlartifacts
+	HF_HUB_OFFLINE=1 RAY_AUTH_MODE=disabled $(PY) serve/demo.py --tracking-uri sqlite:///$(DEMO)/mlflow.db --name synpo-captioner-local \
+		--fallback $(DEMO)/models/tiny-vlm --video $$(ls $(DEMO)/heldout/*.mp4 | head -1)
 	@echo "demo outputs: pairs $(DEMO)/generated (open $(DEMO)/pairs_report.html); checkpoints $(DEMO)/ray/demo;"
 	@echo "  MLflow UI: $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(DEMO)/mlflow.db"
 

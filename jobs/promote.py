@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         from synpo.promotion.job import promote, rollback
 
         if do_rollback:
-            version = rollback(config)
-            print(f"{config.model_name}@{config.policy.alias} is version {version} again")
+            version, reloads = rollback(config)
+            print("\n".join([f"{config.model_name}@{config.policy.alias} is version {version} again", *reloads]))
             return 0
         result = promote(config, dry_run=args.dry_run)
     except UserError as error:  # bad config, model, eval set, or an alias that moved under us

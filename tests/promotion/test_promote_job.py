@@ -91,7 +91,7 @@ def test_first_version_then_the_decision_both_ways_then_rollback(ray_cluster, re
     assert tags["synpo.promoted_over"] == "1" and promoted.evaluations["2"].run_id in tags["synpo.promotion_eval_runs"]
     assert promoted.evaluations["2"].reused and promoted.evaluations["1"].reused  # each version was evaluated once
 
-    assert rollback(promote_config(registry, toy_video_dir)) == "1"
+    assert rollback(promote_config(registry, toy_video_dir)) == ("1", [])
     assert (alias_holder(client, "cap", "champion"), alias_holder(client, "cap", PREVIOUS)) == ("1", None)
 
 

@@ -183,3 +183,20 @@ def test_settings_refuse_a_public_bind_without_a_token():
     with pytest.raises(ConfigError, match="reachable from other machines"):
         settings.require_token(None)
     ServeSettings(host="127.0.0.1").require_token(None)
+
+
+def test_a_rollback_tells_the_deployment_which_then_serves_the_previous_version(served, registry):
+    from synpo.promotion.config import PromoteConfig
+    from synpo.promotion.job import rollback
+    from synpo.registry.promotion import Decision, move_alias
+
+    base, _ = served
+    move_alias(mlflow.MlflowClient(registry), "cap", "2", "1", Decision(True, "test", []), "champion")  # 1 becomes 'previous'
+    config = PromoteConfig.model_validate(
+        {"model_name": "cap", "eval": {"mlflow": {"tracking_uri": registry}}, "serve": {"urls": [base, "http://127.0.0.1:9"], "token_env": TOKEN_ENV}}
+    )
+    assert httpx.post(f"{base}/v1/admin/reload", headers=auth(), timeout=120).json()["version"] == "2"
+    version, reloads = rollback(config)
+    assert version == "1" and reloads[0] == f"serve {base}: v2 -> v1"
+    assert reloads[1].startswith("serve http://127.0.0.1:9: not reached (ConnectError") and "next poll" in reloads[1]
+    assert httpx.get(f"{base}/v1/models", headers=auth()).json()["data"][0]["version"] == "1"

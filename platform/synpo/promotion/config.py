@@ -7,6 +7,7 @@ import pydantic
 from synpo.config.base import StrictModel
 from synpo.config.loader import ConfigError
 from synpo.evaluation.config import EvalConfig
+from synpo.promotion.serve_reload import ServeNotify
 from synpo.registry.promotion import PromotionPolicy
 
 
@@ -21,6 +22,7 @@ class PromoteConfig(StrictModel):
         "(e.g. the base model folder it was trained from)",
     )
     policy: PromotionPolicy = pydantic.Field(default_factory=PromotionPolicy, description="when the alias moves")
+    serve: ServeNotify = pydantic.Field(default_factory=ServeNotify, description="Serve deployments told to reload when the alias moves")
     eval: EvalConfig = pydantic.Field(
         default_factory=EvalConfig,
         description="how both versions are evaluated (its model is set per version; eval.output is the root, one folder per version)",

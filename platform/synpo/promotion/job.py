@@ -6,7 +6,8 @@
 
 The alias is read before the evaluations and checked again when it moves: if another promotion moved
 it in between, this one changes nothing and says so. A Serve deployment that serves the alias picks
-up the new version when it reloads (issue 14 adds the reload call).
+up the new version: ``serve.urls`` are told to reload at once (``POST /v1/admin/reload``), and every
+deployment also polls the alias.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 from synpo.evaluation.job import EvalResult, run_eval
 from synpo.promotion.config import PromoteConfig
+from synpo.promotion.serve_reload import reload_deployments
 from synpo.registry.promotion import Decision, alias_holder, decide, move_alias
 from synpo.registry.promotion import rollback as rollback_alias
 from synpo.storage import join_uri
@@ -30,6 +32,7 @@ class PromotionResult:
     decision: Decision
     moved: bool
     evaluations: dict[str, EvalResult] = field(default_factory=dict)  # version -> its evaluation
+    reloads: list[str] = field(default_factory=list)  # what each Serve deployment said when told to reload
 
     def lines(self) -> list[str]:
         verdict = "PROMOTE" if self.decision.promote else "KEEP"
@@ -37,7 +40,7 @@ class PromotionResult:
         what = f"{self.name} v{self.candidate} vs {against}"
         scores = [f"  {'v' + key if key.isdigit() else key:<10} " + " ".join(f"{metric}={result.metrics[metric]:.4f}" for metric in SHOWN if metric in result.metrics) for key, result in self.evaluations.items()]
         moved = "alias moved" if self.moved else ("dry run: alias not moved" if self.decision.promote else "alias not moved")
-        return [*scores, f"{verdict} {what}: {self.decision.reason} ({moved})", *(f"  {check}" for check in self.decision.checks)]
+        return [*scores, f"{verdict} {what}: {self.decision.reason} ({moved})", *(f"  {check}" for check in self.decision.checks), *self.reloads]
 
 
 def _client(config: PromoteConfig):
@@ -84,9 +87,10 @@ def promote(config: PromoteConfig, dry_run: bool = False) -> PromotionResult:
         move_alias(client, name, version, holder, decision, config.policy.alias)
         client.set_model_version_tag(name, version, "synpo.promotion_eval_runs", ",".join(result.run_id for result in evaluations.values()))
         moved = True
-    return PromotionResult(name, version, holder, decision, moved, evaluations)
+    return PromotionResult(name, version, holder, decision, moved, evaluations, reload_deployments(config.serve) if moved else [])
 
 
-def rollback(config: PromoteConfig) -> str:
-    """Point the alias back at its previous holder; returns that version."""
-    return rollback_alias(_client(config), config.model_name, config.policy.alias)
+def rollback(config: PromoteConfig) -> tuple[str, list[str]]:
+    """Point the alias back at its previous holder and tell the Serve deployments; returns that version and their answers."""
+    version = rollback_alias(_client(config), config.model_name, config.policy.alias)
+    return version, reload_deployments(config.serve)
