@@ -130,3 +130,31 @@ def test_greedy_passes_of_several_videos_share_generate_calls_and_equal_one_at_a
         for a, b in zip(batched.candidates, single.candidates, strict=True):
             torch.testing.assert_close(torch.tensor(a.logprobs), torch.tensor(b.logprobs), rtol=1e-4, atol=1e-4)
     assert together[1].candidates[0].text and together[2].candidates[0].first_pass
+
+
+def random_adapter(tiny_vlm, folder, seed: int):
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(seed)
+    model = HFEngine(tiny_vlm, device="cpu").base_model
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(model, lora).save_pretrained(folder)
+    return folder
+
+
+def test_several_adapters_on_one_base_caption_as_their_own_engines_would(engine, tiny_vlm, frames, tmp_path):
+    first, second = random_adapter(tiny_vlm, tmp_path / "a", 1), random_adapter(tiny_vlm, tmp_path / "b", 2)
+    params = SamplingParams(n=1, temperature=0, max_new_tokens=10)
+    alone = {name: HFEngine(tiny_vlm, device="cpu", adapter=folder).caption(frames, PROMPT, params)[0].token_ids for name, folder in (("a", first), ("b", second))}
+    base = engine.caption(frames, PROMPT, params)[0].token_ids
+    assert len({tuple(alone["a"]), tuple(alone["b"]), tuple(base)}) == 3  # three different models
+
+    shared = HFEngine(tiny_vlm, device="cpu", adapter=first)  # "a" as the default adapter
+    shared.add_adapter("b", second)
+    for adapter, expected in (("b", alone["b"]), ("default", alone["a"]), (None, base), ("b", alone["b"])):
+        with shared.using(adapter):
+            assert shared.caption(frames, PROMPT, params)[0].token_ids == expected, adapter
+    shared.remove_adapter("b")
+    with pytest.raises(ValueError):
+        with shared.using("b"):
+            pass

@@ -16,6 +16,7 @@ import mlflow
 import openai
 import pytest
 import serve_support as support
+import torch
 from serve_support import TOKEN_ENV, auth, data_url, running_app
 
 from registry_support import register_versions
@@ -33,14 +34,21 @@ def registry(warm_vlm, tmp_path_factory):
     root = tmp_path_factory.mktemp("serve-registry")
     tracking = f"sqlite:///{root}/mlflow.db"
     adapters = []
-    for index in range(2):
+    for index in range(3):  # 1 and 2: fresh (zero) LoRA, captions as the base; 3: random LoRA weights, other captions
         base, _ = load_base(warm_vlm)
         adapters.append(root / f"adapter-{index}")
-        add_lora(base, LoraSettings(rank=4, alpha=8)).save_pretrained(adapters[-1])
+        model = add_lora(base, LoraSettings(rank=4, alpha=8))
+        if index == 2:
+            torch.manual_seed(3)
+            for name, parameter in model.named_parameters():
+                if "lora_B" in name:
+                    torch.nn.init.normal_(parameter, std=0.5)
+        model.save_pretrained(adapters[-1])
     register_versions(tracking, root / "artifacts", "cap", [
         {"adapter_dir": str(adapter), "base_model_dir": str(warm_vlm), "video": VIDEO, "prompt": PROMPT, "max_new_tokens": 24} for adapter in adapters
     ])  # fmt: skip
     mlflow.MlflowClient(tracking).set_registered_model_alias("cap", "champion", "1")
+    mlflow.MlflowClient(tracking).set_registered_model_alias("cap", "challenger", "3")
     return tracking
 
 
@@ -48,6 +56,7 @@ def registry(warm_vlm, tmp_path_factory):
 def served(ray_cluster, registry):
     fields = {
         "model": "models:/cap@champion", "name": "cap", "tracking_uri": registry, "alias_poll_s": 0, "engine": {"kind": "hf", "device": "cpu"},
+        "variants": {"cap@challenger": "models:/cap@challenger"},
         "sources": {"max_bytes": 2_000_000, "allowed_schemes": ["https", "http", "data"]}, "limits": {"max_duration_s": 60, "max_new_tokens": 64},
         "scaling": {"min_replicas": 1, "max_replicas": 1, "num_cpus": 0.5},
     }  # fmt: skip
@@ -64,14 +73,14 @@ def client(base: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{base}/v1", api_key=os.environ[TOKEN_ENV], max_retries=0, timeout=120)
 
 
-def local_caption(registry: str, data: bytes, max_new_tokens: int):
+def local_caption(registry: str, data: bytes, max_new_tokens: int, version: str = "1"):
     """What the registered version writes for ``data``, run here without Serve."""
     from synpo.registry.resolve import resolve_captioner
     from synpo.sampling.hf_engine import HFEngine
     from synpo.sampling.request import SamplingParams
     from synpo.video.sampler import VideoSamplingConfig, sample_video
 
-    captioner = resolve_captioner("models:/cap/1", registry)
+    captioner = resolve_captioner(f"models:/cap/{version}", registry)
     engine = HFEngine(captioner.base_model, device="cpu", adapter=captioner.adapter)
     frames = sample_video(data, "video", VideoSamplingConfig(**VIDEO)).frames
     return engine.caption(frames, PROMPT, SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens))[0]
@@ -100,7 +109,8 @@ def test_captions_endpoint_takes_an_upload_or_a_url_and_reports_timings(served, 
     by_url = httpx.post(f"{base}/v1/captions", headers=auth(), json={"video_url": data_url(video_bytes), "max_new_tokens": 12}, timeout=120)
     assert by_url.status_code == 200 and by_url.json()["caption"] == body["caption"]  # greedy: the same caption either way
     models = httpx.get(f"{base}/v1/models", headers=auth()).json()["data"]
-    assert [(entry["id"], entry["version"], entry["alias"]) for entry in models] == [("cap", "1", "champion")]
+    assert (models[0]["id"], models[0]["version"], models[0]["alias"]) == ("cap", "1", "champion")
+    assert [entry["id"] for entry in models[1:]] == ["cap@challenger"]
     assert httpx.get(f"{base}/health").status_code == 200 and httpx.get(f"{base}/ready").json()["version"] == "1"
 
 
@@ -200,3 +210,17 @@ def test_a_rollback_tells_the_deployment_which_then_serves_the_previous_version(
     assert version == "1" and reloads[0] == f"serve {base}: v2 -> v1"
     assert reloads[1].startswith("serve http://127.0.0.1:9: not reached (ConnectError") and "next poll" in reloads[1]
     assert httpx.get(f"{base}/v1/models", headers=auth()).json()["data"][0]["version"] == "1"
+
+
+def test_a_variant_adapter_is_served_beside_the_main_model_on_the_same_replica(served, registry, video_bytes):
+    base, _ = served
+    ask = client(base)
+    content = [{"type": "video_url", "video_url": {"url": data_url(video_bytes)}}, {"type": "text", "text": PROMPT}]
+    expected = {"cap": local_caption(registry, video_bytes, 12, "1").text, "cap@challenger": local_caption(registry, video_bytes, 12, "3").text}
+    assert expected["cap"] != expected["cap@challenger"]  # the variant really is another model
+    for name in ("cap@challenger", "cap", "cap@challenger", "cap"):  # switching adapters back and forth
+        reply = ask.chat.completions.create(model=name, max_tokens=12, messages=[{"role": "user", "content": content}])
+        assert reply.choices[0].message.content == expected[name], name
+        assert reply.system_fingerprint == ("cap@challenger-v3" if name == "cap@challenger" else "cap-v1")
+    listed = {entry["id"]: entry for entry in httpx.get(f"{base}/v1/models", headers=auth()).json()["data"]}
+    assert listed["cap@challenger"]["variant_of"] == "cap" and listed["cap@challenger"]["uri"] == "models:/cap@challenger"

@@ -18,7 +18,9 @@ the HF and vLLM engines be compared on the same weights. A LoRA adapter is appli
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +51,7 @@ from synpo.sampling.request import (
 from synpo.video.plan import sparse_positions
 
 VIDEO_TOKEN_TYPE = 2  # mm_token_type_ids: text 0, image 1, video 2 (what Qwen2-VL's processor returns)
+DEFAULT_ADAPTER = "default"  # the name of the adapter given to the constructor
 GREEDY_BATCH = 16  # prompts per generate when greedy single-sample passes of different videos share one
 
 
@@ -101,15 +104,45 @@ class HFEngine:
         self.tokenizer.padding_side = "left"  # generation continues on the right
         self.model = self.base_model.to(self.device).eval()
         if adapter is not None:
-            if not (Path(adapter) / "adapter_config.json").is_file():
-                raise ModelNotFound(f"{str(adapter)!r} is not a LoRA adapter folder (no adapter_config.json)")
-            from peft import PeftModel
-
-            self.model = PeftModel.from_pretrained(self.base_model, str(adapter)).to(self.device).eval()
+            self.add_adapter(DEFAULT_ADAPTER, adapter)
         defaults = self.base_model.generation_config
         eos = defaults.eos_token_id
         self.eos_ids = [eos] if isinstance(eos, int) else list(eos or [self.tokenizer.eos_token_id])
         self.pad_id = defaults.pad_token_id if defaults.pad_token_id is not None else self.tokenizer.pad_token_id
+
+    # --- adapters -------------------------------------------------------------------------------
+
+    def add_adapter(self, name: str, adapter: str | Path) -> None:
+        """Load the LoRA adapter folder ``adapter`` of this base as ``name``, beside any loaded before; the
+        constructor's adapter is ``"default"``. :meth:`using` picks the one generation runs with."""
+        if not (Path(adapter) / "adapter_config.json").is_file():
+            raise ModelNotFound(f"{str(adapter)!r} is not a LoRA adapter folder (no adapter_config.json)")
+        from peft import PeftModel
+
+        if isinstance(self.model, PeftModel):
+            self.model.load_adapter(str(adapter), adapter_name=name)
+        else:
+            self.model = PeftModel.from_pretrained(self.base_model, str(adapter), adapter_name=name).to(self.device)
+        self.model.eval()
+
+    def remove_adapter(self, name: str) -> None:
+        self.model.delete_adapter(name)
+
+    @contextlib.contextmanager
+    def using(self, adapter: str | None) -> Iterator[None]:
+        """Generate with adapter ``adapter`` (``None``: the base model, adapters off) inside the block."""
+        from peft import PeftModel
+
+        if not isinstance(self.model, PeftModel):
+            if adapter is not None:
+                raise BadArgument(f"adapter {adapter!r}: this engine has no adapters loaded")
+            yield
+        elif adapter is None:
+            with self.model.disable_adapter():
+                yield
+        else:
+            self.model.set_adapter(adapter)
+            yield
 
     # --- inputs ---------------------------------------------------------------------------------
 

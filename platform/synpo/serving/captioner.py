@@ -11,14 +11,20 @@ Every problem with a request is an :class:`ApiError` carrying the HTTP status to
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
+import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from synpo.errors import UserError
+from synpo.models import resolve_model
 from synpo.registry.resolve import REGISTRY_URI, is_registry_uri, resolve_captioner
 from synpo.sampling.engine import build_engine
+from synpo.sampling.hf_engine import DEFAULT_ADAPTER
 from synpo.sampling.prompts import CAPTION_PROMPT
 from synpo.sampling.request import Candidate, CaptionRequest, Mode, SamplingParams
 from synpo.serving.settings import RequestLimits, ServeSettings
@@ -47,7 +53,8 @@ class CaptionJob:
 
 @dataclass
 class LoadedCaptioner:
-    """One model ready to caption, with the settings requests default to."""
+    """One model ready to caption, with the settings requests default to. Variants (other LoRA adapters of
+    the same base) share the main model's engine and its lock, each with its own adapter name."""
 
     name: str  # what clients call it
     uri: str  # as configured (an alias stays an alias)
@@ -55,9 +62,12 @@ class LoadedCaptioner:
     alias: str | None
     engine: object
     engine_kind: str  # "hf" or "vllm"
+    base_model: Path  # the base weights' folder (variants must share it)
+    adapter: str | None  # the engine's adapter to generate with (None: the base model)
     video: VideoSamplingConfig
     prompt: str
     max_new_tokens: int
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one engine call (or adapter change) at a time
     loaded_at: float = field(default_factory=time.time)
 
     def caption(self, jobs: list[CaptionJob]) -> list[list[Candidate]]:
@@ -66,7 +76,11 @@ class LoadedCaptioner:
             CaptionRequest(request_id=str(index), prompt=job.prompt, frames=job.frames, params=job.params, mode=job.mode)
             for index, job in enumerate(jobs)
         ]
-        return [result.candidates for result in self.engine.generate(requests)]
+        with self.lock:
+            if self.engine_kind == "vllm":  # its adapter is fixed when built (variants need the HF engine)
+                return [result.candidates for result in self.engine.generate(requests)]
+            with self.engine.using(self.adapter):
+                return [result.candidates for result in self.engine.generate(requests)]
 
     def describe(self) -> dict:
         return {"name": self.name, "uri": self.uri, "version": self.version, "alias": self.alias, "loaded_at": int(self.loaded_at)}
@@ -82,11 +96,13 @@ def load_captioner(settings: ServeSettings) -> LoadedCaptioner:
     video, prompt and length settings (the settings' own values win when given)."""
     recorded: dict = {}
     version = None
-    engine_settings = settings.engine.model_copy(update={"model": settings.model, "adapter": settings.adapter})
     if is_registry_uri(settings.model):
         captioner = resolve_captioner(settings.model, settings.tracking_uri)
-        engine_settings = settings.engine.model_copy(update={"model": str(captioner.base_model), "adapter": str(captioner.adapter)})
+        base, adapter = captioner.base_model, str(captioner.adapter)
         recorded, version = captioner.settings, captioner.version
+    else:
+        base, adapter = resolve_model(settings.model, field="model"), settings.adapter
+    engine_settings = settings.engine.model_copy(update={"model": str(base), "adapter": adapter})
     video = settings.video or (VideoSamplingConfig.model_validate(recorded["video"]) if recorded.get("video") else VideoSamplingConfig())
     return LoadedCaptioner(
         name=settings.name,
@@ -95,10 +111,34 @@ def load_captioner(settings: ServeSettings) -> LoadedCaptioner:
         alias=alias_of(settings.model),
         engine=build_engine(engine_settings),
         engine_kind=engine_settings.kind,
+        base_model=Path(base),
+        adapter=DEFAULT_ADAPTER if adapter else None,
         video=video,
         prompt=settings.prompt or recorded.get("prompt") or CAPTION_PROMPT,
         max_new_tokens=settings.max_new_tokens or recorded.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS,
     )
+
+
+def attach_variant(main: LoadedCaptioner, name: str, uri: str, tracking_uri: str) -> LoadedCaptioner:
+    """The registry version ``uri`` names, as another adapter on ``main``'s engine (its base must be ``main``'s)."""
+    if main.engine_kind != "hf":
+        raise ApiError(400, f"model {name!r}: serving several adapters on one replica needs the HF engine", param="model")
+    captioner = resolve_captioner(uri, tracking_uri)
+    if captioner.base_model.resolve() != main.base_model.resolve():
+        raise ApiError(409, f"model {name!r} ({uri}, version {captioner.version}) is trained from {captioner.base_model}, not from this deployment's base {main.base_model}", param="model")
+    adapter = f"variant-{uuid.uuid4().hex[:12]}"
+    with main.lock:
+        main.engine.add_adapter(adapter, captioner.adapter)
+    return dataclasses.replace(
+        main, name=name, uri=uri, version=captioner.version, alias=alias_of(uri), adapter=adapter, loaded_at=time.time(),
+        prompt=captioner.settings.get("prompt") or main.prompt, max_new_tokens=captioner.settings.get("max_new_tokens") or main.max_new_tokens,
+    )  # fmt: skip
+
+
+def detach_variant(variant: LoadedCaptioner) -> None:
+    """Unload a variant's adapter from the engine it shares (when Serve evicts the variant)."""
+    with variant.lock:
+        variant.engine.remove_adapter(variant.adapter)
 
 
 def alias_version(settings: ServeSettings) -> str | None:

@@ -44,7 +44,9 @@ from synpo.serving.captioner import (
     CaptionJob,
     LoadedCaptioner,
     alias_version,
+    attach_variant,
     decode_checked,
+    detach_variant,
     load_captioner,
 )
 from synpo.serving.settings import ServeSettings
@@ -53,6 +55,7 @@ from synpo.serving.video_source import VideoSourceError, check_upload, fetch_vid
 from synpo.storage import Storage
 
 logger = logging.getLogger("ray.serve")
+MAX_VARIANTS_PER_REPLICA = 3  # variants (adapters) a replica keeps loaded; the least recently used is unloaded
 api = FastAPI(title="synpo captioner", description="Video captions from a SynPO-tuned VLM; OpenAI-compatible chat completions.")
 
 
@@ -82,6 +85,18 @@ def _check_prompt(prompt: str | None, limit: int) -> None:
 
 def _fingerprint(model: LoadedCaptioner) -> str:
     return f"{model.name}-v{model.version}" if model.version else model.name
+
+
+class Variant:
+    """A variant as Serve's multiplexer holds it: its adapter leaves the shared engine when Serve evicts it."""
+
+    def __init__(self, model: LoadedCaptioner) -> None:
+        self.model, self._attached = model, True
+
+    def __del__(self) -> None:  # Serve calls it (in a worker thread) on eviction; the flag makes the GC's call a no-op
+        if self._attached:
+            self._attached = False
+            detach_variant(self.model)
 
 
 @dataclass
@@ -129,6 +144,11 @@ class CaptionServer:
                 logger.info("%s moved: v%s -> v%s", self.model.uri, before.version, self.model.version)
             return {"reloaded": self.model is not before, "previous_version": before.version, **self.model.describe()}
 
+    @serve.multiplexed(max_num_models_per_replica=MAX_VARIANTS_PER_REPLICA)
+    async def variant(self, name: str) -> Variant:
+        """``settings.variants[name]`` as another adapter on this replica's engine (Serve keeps the most recent few)."""
+        return Variant(await asyncio.to_thread(attach_variant, self.model, name, self.settings.variants[name], self.settings.tracking_uri))
+
     def check_health(self) -> None:
         if self.model is None:
             raise RuntimeError("no model loaded")
@@ -146,8 +166,8 @@ class CaptionServer:
                 results[index] = found
         return results
 
-    async def _caption(self, video: str | bytes, prompt: str | None, params: SamplingParams, mode: str) -> tuple[LoadedCaptioner, list[Candidate], Timings]:
-        model, timings, start = self.model, Timings(), time.perf_counter()
+    async def _caption(self, model: LoadedCaptioner, video: str | bytes, prompt: str | None, params: SamplingParams, mode: str) -> tuple[list[Candidate], Timings]:
+        timings, start = Timings(), time.perf_counter()
         if model.engine_kind == "vllm" and mode in ("contrastive", "both"):
             raise ApiError(400, f"mode={mode!r}: contrastive decoding needs the HF engine; this deployment runs vLLM", param="mode")
         if isinstance(video, str):
@@ -159,7 +179,7 @@ class CaptionServer:
         timings.decode_s = time.perf_counter() - start - timings.fetch_s
         candidates = await self.caption_batch((model, CaptionJob(frames, prompt or model.prompt, params, mode)))
         timings.generate_s = time.perf_counter() - start - timings.fetch_s - timings.decode_s
-        return model, candidates, timings
+        return candidates, timings
 
     def _authorize(self, request: Request) -> None:
         if self._token is None:
@@ -169,7 +189,7 @@ class CaptionServer:
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self._token.encode()):
             raise ApiError(401, "missing or wrong API token: send 'Authorization: Bearer <token>'", "authentication_error")
 
-    def _params(self, max_new_tokens: int | None, temperature: float, top_p: float, n: int, seed: int | None) -> SamplingParams:
+    def _params(self, model: LoadedCaptioner, max_new_tokens: int | None, temperature: float, top_p: float, n: int, seed: int | None) -> SamplingParams:
         limits = self.settings.limits
         if max_new_tokens is not None and max_new_tokens > limits.max_new_tokens:
             raise ApiError(400, f"max_tokens={max_new_tokens}: over this server's limit of {limits.max_new_tokens}", param="max_tokens")
@@ -177,12 +197,17 @@ class CaptionServer:
             raise ApiError(400, f"n={n}: over this server's limit of {limits.max_n}", param="n")
         if n > 1 and temperature == 0:
             raise ApiError(400, f"n={n} with temperature 0 (greedy) gives {n} identical captions; set a temperature above 0", param="n")
-        return SamplingParams(n=n, temperature=temperature, top_p=top_p, top_k=0, seed=seed, max_new_tokens=max_new_tokens or self.model.max_new_tokens)
+        return SamplingParams(n=n, temperature=temperature, top_p=top_p, top_k=0, seed=seed, max_new_tokens=max_new_tokens or model.max_new_tokens)
 
-    def _check_model_name(self, name: str) -> None:
-        served = {self.model.name} | ({f"{self.model.name}@{self.model.alias}"} if self.model.alias else set())
-        if name not in served:
-            raise ApiError(404, f"model {name!r} is not served here; this deployment serves {', '.join(sorted(served))}", param="model", error_type="not_found_error")
+    async def _model_named(self, name: str) -> LoadedCaptioner:
+        """The model a request's ``model`` field names: the main one (``NAME`` or ``NAME@ALIAS``) or a variant."""
+        main = self.model
+        if name == main.name or (main.alias and name == f"{main.name}@{main.alias}"):
+            return main
+        if name in self.settings.variants:
+            return (await self.variant(name)).model
+        served = sorted({main.name, *([f"{main.name}@{main.alias}"] if main.alias else []), *self.settings.variants})
+        raise ApiError(404, f"model {name!r} is not served here; this deployment serves {', '.join(served)}", param="model", error_type="not_found_error")
 
     # --- routes ---------------------------------------------------------------------------------
 
@@ -193,11 +218,11 @@ class CaptionServer:
         unsupported = chat.unsupported_fields()
         if unsupported:
             raise ApiError(400, f"{', '.join(unsupported)}: not supported by this captioner", param=unsupported[0])
-        self._check_model_name(chat.model)
-        params = self._params(chat.max_completion_tokens or chat.max_tokens, chat.temperature, chat.top_p, chat.n, chat.seed)
+        model = await self._model_named(chat.model)
+        params = self._params(model, chat.max_completion_tokens or chat.max_tokens, chat.temperature, chat.top_p, chat.n, chat.seed)
         url, prompt = openai_api.video_and_prompt(chat)
         _check_prompt(prompt, self.settings.limits.max_prompt_chars)
-        model, candidates, _ = await self._caption(url, prompt, params, "plain")
+        candidates, _ = await self._caption(model, url, prompt, params, "plain")
         texts = [(candidate.text, candidate.finish_reason) for candidate in candidates]
         prompt_tokens = candidates[0].prompt_tokens or 0
         body = openai_api.completion_body(model.name, texts, prompt_tokens, sum(len(candidate.token_ids) for candidate in candidates), _fingerprint(model))
@@ -208,8 +233,9 @@ class CaptionServer:
         self._authorize(request)
         form: CaptionForm = await read_caption_request(request, self.settings.sources.max_bytes)
         _check_prompt(form.prompt, self.settings.limits.max_prompt_chars)
-        params = self._params(form.max_new_tokens, form.temperature, 1.0, 1, form.seed)
-        model, candidates, timings = await self._caption(form.video_url or form.upload, form.prompt, params, form.mode)
+        model = await self._model_named(form.model or self.model.name)
+        params = self._params(model, form.max_new_tokens, form.temperature, 1.0, 1, form.seed)
+        candidates, timings = await self._caption(model, form.video_url or form.upload, form.prompt, params, form.mode)
         return JSONResponse(
             {
                 "caption": candidates[0].text,
@@ -225,8 +251,9 @@ class CaptionServer:
     async def models(self, request: Request) -> JSONResponse:
         self._authorize(request)
         model = self.model
-        entry = {"id": model.name, "object": "model", "created": int(model.loaded_at), "owned_by": "synpo", **model.describe()}
-        return JSONResponse({"object": "list", "data": [entry]})
+        entries = [{"id": model.name, "object": "model", "created": int(model.loaded_at), "owned_by": "synpo", **model.describe()}]
+        entries += [{"id": name, "object": "model", "owned_by": "synpo", "uri": uri, "variant_of": model.name} for name, uri in self.settings.variants.items()]
+        return JSONResponse({"object": "list", "data": entries})
 
     @api.post("/v1/admin/reload")
     async def reload(self, request: Request) -> JSONResponse:

@@ -97,6 +97,12 @@ class ServeSettings(StrictModel):
     )
     adapter: str | None = pydantic.Field(default=None, description="LoRA adapter folder for a model given as a folder (registry versions bring theirs)")
     name: str = pydantic.Field(default="synpo-captioner", min_length=1, description="the model name clients send in the 'model' field")
+    variants: dict[str, str] = pydantic.Field(
+        default_factory=dict,
+        description="more captioners on the same replicas, by the name clients send as 'model' (e.g. synpo-captioner@challenger) -> "
+        "a registry URI trained from the same base; their LoRA adapters load on first use beside the main one (Serve model "
+        "multiplexing: send the header serve_multiplexed_model_id=<name> to reach a replica that has it loaded)",
+    )
     tracking_uri: str = pydantic.Field(default="sqlite:///runs/mlflow.db", description="MLflow tracking/registry URI for models:/ URIs")
     alias_poll_s: float = pydantic.Field(
         default=30.0, ge=0, description="how often a replica serving models:/NAME@ALIAS checks whether the alias moved (0 = never)"

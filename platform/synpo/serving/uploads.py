@@ -4,7 +4,7 @@
     curl -H 'Content-Type: application/json' -d '{"video_url": "https://.../clip.mp4"}' http://HOST:8000/v1/captions
 
 Form fields and JSON keys are the same: ``video_url`` or (multipart only) the file ``video``,
-``prompt``, ``max_new_tokens``, ``temperature``, ``seed`` and ``mode`` (plain, retrospective,
+``model`` (a variant's name; default: the main model), ``prompt``, ``max_new_tokens``, ``temperature``, ``seed`` and ``mode`` (plain, retrospective,
 contrastive, both). An upload is refused from its ``Content-Length`` before it is read when that
 already exceeds the size cap, and again after reading at most one byte past the cap.
 """
@@ -25,6 +25,7 @@ MULTIPART_OVERHEAD = 64 * 1024  # form boundaries and the text fields, on top of
 class CaptionForm(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
 
+    model: str | None = pydantic.Field(default=None, min_length=1)  # the main model when absent
     video_url: str | None = pydantic.Field(default=None, min_length=1)
     upload: bytes | None = None
     prompt: str | None = None
