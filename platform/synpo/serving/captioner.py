@@ -22,7 +22,7 @@ import numpy as np
 
 from synpo.errors import UserError
 from synpo.models import resolve_model
-from synpo.registry.resolve import REGISTRY_URI, is_registry_uri, resolve_captioner
+from synpo.registry.resolve import REGISTRY_URI, Captioner, is_registry_uri, resolve_captioner
 from synpo.sampling.engine import build_engine
 from synpo.sampling.hf_engine import DEFAULT_ADAPTER
 from synpo.sampling.prompts import CAPTION_PROMPT
@@ -63,7 +63,7 @@ class LoadedCaptioner:
     engine: object
     engine_kind: str  # "hf" or "vllm"
     base_model: Path  # the base weights' folder (variants must share it)
-    adapter: str | None  # the engine's adapter to generate with (None: the base model)
+    adapter: str | None  # HF: the engine's adapter name (None: the base model); vLLM: a LoRA folder (None: the engine's default)
     video: VideoSamplingConfig
     prompt: str
     max_new_tokens: int
@@ -76,11 +76,12 @@ class LoadedCaptioner:
             CaptionRequest(request_id=str(index), prompt=job.prompt, frames=job.frames, params=job.params, mode=job.mode)
             for index, job in enumerate(jobs)
         ]
-        with self.lock:
-            if self.engine_kind == "vllm":  # its adapter is fixed when built (variants need the HF engine)
-                return [result.candidates for result in self.engine.generate(requests)]
-            with self.engine.using(self.adapter):
-                return [result.candidates for result in self.engine.generate(requests)]
+        with self.lock, self.engine.using(self.adapter):
+            return [result.candidates for result in self.engine.generate(requests)]
+
+    async def caption_async(self, job: CaptionJob) -> list[Candidate]:
+        """One job on the async vLLM engine: vLLM schedules it with whatever else is in flight (no lock, no batch)."""
+        return await self.engine.caption(job.frames, job.prompt, job.params, adapter=self.adapter)
 
     def describe(self) -> dict:
         return {"name": self.name, "uri": self.uri, "version": self.version, "alias": self.alias, "loaded_at": int(self.loaded_at)}
@@ -103,40 +104,76 @@ def load_captioner(settings: ServeSettings) -> LoadedCaptioner:
     else:
         base, adapter = resolve_model(settings.model, field="model"), settings.adapter
     engine_settings = settings.engine.model_copy(update={"model": str(base), "adapter": adapter})
-    video = settings.video or (VideoSamplingConfig.model_validate(recorded["video"]) if recorded.get("video") else VideoSamplingConfig())
+    if engine_settings.kind == "vllm":  # online: AsyncLLM, continuous batching
+        from synpo.sampling.vllm_async import AsyncVLLMEngine
+
+        engine = AsyncVLLMEngine(base, engine_settings.vllm, adapter=adapter)
+    else:
+        engine = build_engine(engine_settings)
+    video, prompt, max_new_tokens = _request_defaults(settings, recorded)
     return LoadedCaptioner(
         name=settings.name,
         uri=settings.model,
         version=version,
         alias=alias_of(settings.model),
-        engine=build_engine(engine_settings),
+        engine=engine,
         engine_kind=engine_settings.kind,
         base_model=Path(base),
-        adapter=DEFAULT_ADAPTER if adapter else None,
+        adapter=DEFAULT_ADAPTER if adapter and engine_settings.kind == "hf" else None,
         video=video,
-        prompt=settings.prompt or recorded.get("prompt") or CAPTION_PROMPT,
-        max_new_tokens=settings.max_new_tokens or recorded.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS,
+        prompt=prompt,
+        max_new_tokens=max_new_tokens,
     )
 
 
-def attach_variant(main: LoadedCaptioner, name: str, uri: str, tracking_uri: str) -> LoadedCaptioner:
-    """The registry version ``uri`` names, as another adapter on ``main``'s engine (its base must be ``main``'s)."""
-    if main.engine_kind != "hf":
-        raise ApiError(400, f"model {name!r}: serving several adapters on one replica needs the HF engine", param="model")
-    captioner = resolve_captioner(uri, tracking_uri)
+def _request_defaults(settings: ServeSettings, recorded: dict) -> tuple[VideoSamplingConfig, str, int]:
+    """Frames, prompt and caption length for requests that set none: the settings', else the version's recorded ones."""
+    video = settings.video or (VideoSamplingConfig.model_validate(recorded["video"]) if recorded.get("video") else VideoSamplingConfig())
+    return video, settings.prompt or recorded.get("prompt") or CAPTION_PROMPT, settings.max_new_tokens or recorded.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS
+
+
+def _share_engine(main: LoadedCaptioner, captioner: Captioner, what: str) -> str:
+    """Put ``captioner``'s adapter on ``main``'s engine (its base must be ``main``'s); returns what selects it."""
     if captioner.base_model.resolve() != main.base_model.resolve():
-        raise ApiError(409, f"model {name!r} ({uri}, version {captioner.version}) is trained from {captioner.base_model}, not from this deployment's base {main.base_model}", param="model")
-    adapter = f"variant-{uuid.uuid4().hex[:12]}"
+        raise ApiError(409, f"{what} (version {captioner.version}) is trained from {captioner.base_model}, not from this deployment's base {main.base_model}", param="model")
+    if main.engine_kind == "vllm":  # a LoRA request per call; vLLM keeps the recently used adapters resident
+        if not main.engine.settings.enable_lora:
+            raise ApiError(400, f"{what}: serving adapters with vLLM needs engine.vllm.enable_lora=true", param="model")
+        return str(captioner.adapter)
+    adapter = f"adapter-{captioner.version}-{uuid.uuid4().hex[:8]}"
     with main.lock:
         main.engine.add_adapter(adapter, captioner.adapter)
+    return adapter
+
+
+def attach_variant(main: LoadedCaptioner, name: str, uri: str, tracking_uri: str) -> LoadedCaptioner:
+    """The registry version ``uri`` names, as another adapter on ``main``'s engine."""
+    captioner = resolve_captioner(uri, tracking_uri)
+    adapter = _share_engine(main, captioner, f"model {name!r} ({uri})")
     return dataclasses.replace(
         main, name=name, uri=uri, version=captioner.version, alias=alias_of(uri), adapter=adapter, loaded_at=time.time(),
         prompt=captioner.settings.get("prompt") or main.prompt, max_new_tokens=captioner.settings.get("max_new_tokens") or main.max_new_tokens,
     )  # fmt: skip
 
 
+def reload_captioner(current: LoadedCaptioner, settings: ServeSettings) -> LoadedCaptioner:
+    """The version ``settings.model``'s alias names now. Trained from the same base (the usual case), its adapter
+    joins the engine already loaded, so the GPU never holds two copies of the base; else the model loads anew.
+    The previous version's adapter stays loaded (requests in flight still use it)."""
+    captioner = resolve_captioner(settings.model, settings.tracking_uri)
+    if captioner.base_model.resolve() != current.base_model.resolve():
+        return load_captioner(settings)
+    adapter = _share_engine(current, captioner, settings.model)
+    video, prompt, max_new_tokens = _request_defaults(settings, captioner.settings)
+    return dataclasses.replace(
+        current, version=captioner.version, adapter=adapter, video=video, prompt=prompt, max_new_tokens=max_new_tokens, loaded_at=time.time()
+    )
+
+
 def detach_variant(variant: LoadedCaptioner) -> None:
-    """Unload a variant's adapter from the engine it shares (when Serve evicts the variant)."""
+    """Unload a variant's adapter from the engine it shares (when Serve evicts the variant; vLLM manages its own)."""
+    if variant.engine_kind == "vllm":
+        return
     with variant.lock:
         variant.engine.remove_adapter(variant.adapter)
 

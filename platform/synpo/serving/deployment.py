@@ -3,16 +3,18 @@
     app = build_app(ServeSettings(model="models:/synpo-captioner@champion"))   # serve/app.py does this for `serve run`
 
 Per request: auth -> parse -> fetch the video (:mod:`synpo.serving.video_source`, async) -> check and
-decode it (a worker thread) -> caption. Captioning goes through one ``@serve.batch`` method, so
+decode it (a worker thread) -> caption. With ``engine.kind=vllm`` each request is awaited on vLLM's
+``AsyncLLM`` (continuous batching; LoRA variants as per-request LoRA requests). With the HF engine,
+captioning goes through one ``@serve.batch`` method, so
 concurrent requests share engine calls (the HF engine runs the greedy passes of different videos in
 one ``generate``) and the engine only ever runs one call at a time (in a worker thread: the event loop
 stays free for health checks and new requests). ``batching.enabled=false`` makes every batch one request.
 
 **Model updates.** A replica serving ``models:/NAME@ALIAS`` checks the alias every ``alias_poll_s``;
 ``POST /v1/admin/reload`` makes the replica that receives it check at once. When the alias moved,
-the new version is loaded beside the old one and swapped in; a request holds the model it started
-with, so requests in flight finish on the old version and none is dropped. Other replicas follow at
-their next poll.
+the new version's adapter joins the engine (same base: no second copy of the weights; another base
+loads anew beside the old) and is swapped in; a request holds the model it started with, so requests
+in flight finish on the old version and none is dropped. Other replicas follow at their next poll.
 
 **Overload.** ``scaling.max_ongoing_requests`` per replica and ``scaling.max_queued_requests`` waiting:
 beyond that Serve answers 503 with ``Retry-After``; ``request_timeout_s`` bounds every request (408).
@@ -48,6 +50,7 @@ from synpo.serving.captioner import (
     decode_checked,
     detach_variant,
     load_captioner,
+    reload_captioner,
 )
 from synpo.serving.settings import ServeSettings
 from synpo.serving.uploads import CaptionForm, read_caption_request
@@ -140,7 +143,7 @@ class CaptionServer:
             before = self.model
             current = await asyncio.to_thread(alias_version, self.settings)
             if current is not None and current != before.version:
-                self.model = await asyncio.to_thread(load_captioner, self.settings)  # in-flight requests keep `before`
+                self.model = await asyncio.to_thread(reload_captioner, before, self.settings)  # in-flight requests keep `before`
                 logger.info("%s moved: v%s -> v%s", self.model.uri, before.version, self.model.version)
             return {"reloaded": self.model is not before, "previous_version": before.version, **self.model.describe()}
 
@@ -168,8 +171,8 @@ class CaptionServer:
 
     async def _caption(self, model: LoadedCaptioner, video: str | bytes, prompt: str | None, params: SamplingParams, mode: str) -> tuple[list[Candidate], Timings]:
         timings, start = Timings(), time.perf_counter()
-        if model.engine_kind == "vllm" and mode in ("contrastive", "both"):
-            raise ApiError(400, f"mode={mode!r}: contrastive decoding needs the HF engine; this deployment runs vLLM", param="mode")
+        if model.engine_kind == "vllm" and mode != "plain":
+            raise ApiError(400, f"mode={mode!r}: retrospection and contrastive decoding need the HF engine; this deployment runs vLLM (plain only)", param="mode")
         if isinstance(video, str):
             data, source = await fetch_video(video, self.settings.sources, self.storage), "video_url"
         else:
@@ -177,7 +180,8 @@ class CaptionServer:
         timings.fetch_s = time.perf_counter() - start
         frames = await asyncio.to_thread(decode_checked, data, source, model.video, self.settings.limits)
         timings.decode_s = time.perf_counter() - start - timings.fetch_s
-        candidates = await self.caption_batch((model, CaptionJob(frames, prompt or model.prompt, params, mode)))
+        job = CaptionJob(frames, prompt or model.prompt, params, mode)
+        candidates = await (model.caption_async(job) if model.engine_kind == "vllm" else self.caption_batch((model, job)))
         timings.generate_s = time.perf_counter() - start - timings.fetch_s - timings.decode_s
         return candidates, timings
 
