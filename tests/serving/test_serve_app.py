@@ -8,8 +8,10 @@ settings): the API must return exactly what the model writes, with the usage it 
 from __future__ import annotations
 
 import concurrent.futures
+import http.server
 import os
 import secrets
+import threading
 
 import httpx
 import mlflow
@@ -52,12 +54,43 @@ def registry(warm_vlm, tmp_path_factory):
     return tracking
 
 
+class VideoHost(http.server.BaseHTTPRequestHandler):
+    """A video host on loopback (trusted by the app under test): /clip.mp4, and redirects to refused places."""
+
+    video = b""
+    redirects = {"/to-metadata": "http://169.254.169.254/latest/meta-data/", "/to-loopback": "http://127.0.0.1:8265/clip.mp4"}
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        if self.path in self.redirects:
+            self.send_response(302)
+            self.send_header("Location", self.redirects[self.path])
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Content-Length", str(len(self.video)))
+        self.end_headers()
+        self.wfile.write(self.video)
+
+    def log_message(self, *args) -> None:
+        pass  # quiet test output
+
+
 @pytest.fixture(scope="module")
-def served(ray_cluster, registry):
+def video_host(video_bytes):
+    VideoHost.video = video_bytes
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), VideoHost)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def served(ray_cluster, registry, video_host):
     fields = {
         "model": "models:/cap@champion", "name": "cap", "tracking_uri": registry, "alias_poll_s": 0, "engine": {"kind": "hf", "device": "cpu"},
         "variants": {"cap@challenger": "models:/cap@challenger"},
-        "sources": {"max_bytes": 2_000_000, "allowed_schemes": ["https", "http", "data"]}, "limits": {"max_duration_s": 60, "max_new_tokens": 64},
+        "sources": {"max_bytes": 2_000_000, "allowed_schemes": ["https", "http", "data"], "trusted_hosts": [video_host]}, "limits": {"max_duration_s": 60, "max_new_tokens": 64},
         "scaling": {"min_replicas": 1, "max_replicas": 1, "num_cpus": 0.5},
     }  # fmt: skip
     with running_app(fields) as (base, settings):
@@ -146,6 +179,16 @@ def test_bad_requests_get_a_4xx_in_openais_error_format(served, what, kwargs, st
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert words in error["message"] and error["type"]
+
+
+def test_a_video_by_http_url_is_fetched_and_a_redirect_to_a_refused_address_is_not_followed(served, video_host, video_bytes):
+    base, _ = served
+    fetched = httpx.post(f"{base}/v1/captions", headers=auth(), json={"video_url": f"http://{video_host}/clip.mp4", "max_new_tokens": 6}, timeout=120)
+    uploaded = httpx.post(f"{base}/v1/captions", headers=auth(), files={"video": ("clip.mp4", video_bytes, "video/mp4")}, data={"max_new_tokens": "6"}, timeout=120)
+    assert fetched.status_code == 200 and fetched.json()["caption"] == uploaded.json()["caption"]
+    for path, words in (("/to-metadata", "link-local"), ("/to-loopback", "loopback")):
+        refused = httpx.post(f"{base}/v1/captions", headers=auth(), json={"video_url": f"http://{video_host}{path}"}, timeout=60)
+        assert refused.status_code == 403 and words in refused.json()["error"]["message"], refused.text
 
 
 def test_bad_videos_get_a_4xx_naming_the_problem(served, video_bytes):
