@@ -6,9 +6,9 @@ import base64
 import os
 from contextlib import contextmanager
 
-from conftest import free_port
 from synpo.serving.deployment import build_app
 from synpo.serving.settings import ServeSettings
+from synpo.testing.loopback_server import free_port
 
 TOKEN_ENV = "SYNPO_TEST_SERVE_TOKEN"  # set in conftest before Ray starts: replicas inherit it
 

@@ -55,12 +55,17 @@ def registry(warm_vlm, tmp_path_factory):
 
 
 class VideoHost(http.server.BaseHTTPRequestHandler):
-    """A video host on loopback (trusted by the app under test): /clip.mp4, and redirects to refused places."""
+    """A video host on loopback (trusted by the app under test): /clip.mp4, redirects to refused places, and
+    /held.mp4, which answers only once ``release`` is set (``held`` tells the test the request has arrived)."""
 
     video = b""
     redirects = {"/to-metadata": "http://169.254.169.254/latest/meta-data/", "/to-loopback": "http://127.0.0.1:8265/clip.mp4"}
+    held, release = threading.Event(), threading.Event()
 
     def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        if self.path == "/held.mp4":
+            self.held.set()
+            self.release.wait(timeout=120)
         if self.path in self.redirects:
             self.send_response(302)
             self.send_header("Location", self.redirects[self.path])
@@ -208,18 +213,21 @@ def test_bad_videos_get_a_4xx_naming_the_problem(served, video_bytes):
         assert response.status_code == status and words in response.json()["error"]["message"], response.text
 
 
-def test_an_alias_move_is_served_after_reload_and_an_inflight_request_finishes_on_the_old_version(served, registry, video_bytes):
+def test_an_alias_move_is_served_after_reload_and_an_inflight_request_finishes_on_the_old_version(served, registry, video_host, video_bytes):
     base, _ = served
     registry_client = mlflow.MlflowClient(registry)
     assert httpx.post(f"{base}/v1/admin/reload", headers={"Authorization": "Bearer nope"}).status_code == 401
     unchanged = httpx.post(f"{base}/v1/admin/reload", headers=auth(), timeout=120).json()
     assert unchanged["reloaded"] is False and unchanged["version"] == "1"
 
-    long_request = chat_with_video(data_url(video_bytes)) | {"max_tokens": 64}
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        in_flight = pool.submit(httpx.post, f"{base}/v1/chat/completions", headers=auth(), json=long_request, timeout=180)
+    # The request in flight is held while it fetches its video, so the alias moves while it is certainly under way.
+    held_request = chat_with_video(f"http://{video_host}/held.mp4") | {"max_tokens": 8}
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        in_flight = pool.submit(httpx.post, f"{base}/v1/chat/completions", headers=auth(), json=held_request, timeout=180)
+        assert VideoHost.held.wait(timeout=120)
         registry_client.set_registered_model_alias("cap", "champion", "2")
-        reloaded = pool.submit(httpx.post, f"{base}/v1/admin/reload", headers=auth(), timeout=180).result().json()
+        reloaded = httpx.post(f"{base}/v1/admin/reload", headers=auth(), timeout=180).json()
+        VideoHost.release.set()
         old = in_flight.result()
     assert reloaded["reloaded"] is True and reloaded["previous_version"] == "1" and reloaded["version"] == "2"
     assert old.status_code == 200 and old.json()["system_fingerprint"] == "cap-v1"

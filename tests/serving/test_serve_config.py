@@ -18,10 +18,10 @@ import yaml
 from ray.serve.schema import ServeDeploySchema
 from serve_support import data_url
 
-from conftest import free_port
 from synpo.cli.serve_cmd import serve_settings
 from synpo.config.loader import ConfigError
 from synpo.serving.settings import ServeSettings
+from synpo.testing.loopback_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "serve" / "config.yaml"
