@@ -13,7 +13,8 @@ a local one; Ctrl-C shuts Serve down.
 from __future__ import annotations
 
 import argparse
-import time
+import signal
+import threading
 
 import pydantic
 
@@ -45,11 +46,15 @@ def _run(args: argparse.Namespace) -> int:
     RaySettings(num_cpus=args.num_cpus).init()
     serve.start(http_options={"host": settings.host, "port": settings.port, "request_timeout_s": settings.request_timeout_s})
     serve.run(build_app(settings), name=settings.name, route_prefix=settings.route_prefix, blocking=False)
+    # Our own handlers, set last: a process started in the background inherits SIGINT ignored, and Ray may have
+    # replaced Python's handler; either way Ctrl-C (or a SIGTERM from a supervisor) must shut Serve down cleanly.
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda received, frame: stop.set())
     print(f"serving {settings.model} as {settings.name!r} at http://{settings.host}:{settings.port}{settings.route_prefix.rstrip('/')}/v1 (Ctrl-C stops)", flush=True)
     try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
+        while not stop.wait(timeout=1.0):  # a timed wait: signal handlers run between the waits
+            pass
         print("shutting down", flush=True)
     finally:
         serve.shutdown()
