@@ -8,10 +8,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 import yaml
@@ -62,15 +62,18 @@ def test_synpo_serve_serves_until_interrupted(toy_video_dir, tmp_path):
         "engine.device=cpu", "video.num_frames=4", "video.max_side=96", "scaling.num_cpus=0.5",
     ]  # fmt: skip
     process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+
+    def read() -> None:  # every line, as it comes
+        for line in process.stdout:
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass  # not listening yet
-            assert process.poll() is None, process.stdout.read()
+        while not any(f"at http://127.0.0.1:{port}/v1" in line for line in lines):  # printed once serving (handlers set)
+            assert process.poll() is None and time.monotonic() < deadline, "".join(lines)[-3000:]
             time.sleep(1)
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="local-secret", max_retries=0, timeout=120)
         video = data_url(sorted(toy_video_dir.glob("*.mp4"))[0].read_bytes())
@@ -82,5 +85,7 @@ def test_synpo_serve_serves_until_interrupted(toy_video_dir, tmp_path):
             openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="wrong", max_retries=0).models.list()
     finally:
         process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=120)
-    assert process.returncode == 0 and f"at http://127.0.0.1:{port}/v1" in output and "local-secret" not in output
+        process.wait(timeout=120)
+        reader.join(timeout=10)
+    output = "".join(lines)
+    assert process.returncode == 0 and "shutting down" in output and "local-secret" not in output, output[-3000:]

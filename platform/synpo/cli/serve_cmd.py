@@ -36,6 +36,13 @@ def serve_settings(config: str | None, overrides: list[str]) -> ServeSettings:
         raise ConfigError(format_validation_error(error, config or "flags")) from None
 
 
+def _stop_on_signals(stop: threading.Event) -> None:
+    """Ctrl-C or a supervisor's SIGTERM sets ``stop`` (then Serve shuts down cleanly), whatever the process inherited:
+    a process started in the background has SIGINT ignored, and Ray may replace Python's handler."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda received, frame: stop.set())
+
+
 def _run(args: argparse.Namespace) -> int:
     flags = [f"{key}={value}" for key, value in (("model", args.model), ("adapter", args.adapter), ("host", args.host), ("port", args.port)) if value is not None]
     settings = serve_settings(args.config, [*flags, *args.overrides])
@@ -43,14 +50,12 @@ def _run(args: argparse.Namespace) -> int:
 
     from synpo.serving.deployment import build_app
 
+    stop = threading.Event()
+    _stop_on_signals(stop)
     RaySettings(num_cpus=args.num_cpus).init()
     serve.start(http_options={"host": settings.host, "port": settings.port, "request_timeout_s": settings.request_timeout_s})
     serve.run(build_app(settings), name=settings.name, route_prefix=settings.route_prefix, blocking=False)
-    # Our own handlers, set last: a process started in the background inherits SIGINT ignored, and Ray may have
-    # replaced Python's handler; either way Ctrl-C (or a SIGTERM from a supervisor) must shut Serve down cleanly.
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda received, frame: stop.set())
+    _stop_on_signals(stop)  # again: starting Ray and Serve may have replaced them
     print(f"serving {settings.model} as {settings.name!r} at http://{settings.host}:{settings.port}{settings.route_prefix.rstrip('/')}/v1 (Ctrl-C stops)", flush=True)
     try:
         while not stop.wait(timeout=1.0):  # a timed wait: signal handlers run between the waits
