@@ -83,8 +83,8 @@ class EvalJudge:
     async def score(
         self, captions: dict[str, str], videos: list[EvalVideo], progress: bool = False
     ) -> LlmScores:
-        """Every video of ``videos`` scored on ``self.scores``; corpus metrics over the videos that were."""
-        await self.client.check_reachable()
+        """Every video of ``videos`` scored on ``self.scores``; corpus metrics over the videos that were. A judge
+        that cannot be reached shows as failures; a job checks it first (``ChatClient.check_reachable``)."""
         in_flight = asyncio.Semaphore(self.config.max_videos_in_flight)
         totals = self._totals = LlmScores({}, {}, {})
         with tqdm(total=len(videos), desc="llm scores", unit="video", disable=not progress) as bar:
