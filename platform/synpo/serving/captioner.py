@@ -200,6 +200,6 @@ def decode_checked(data: bytes, source: str, video: VideoSamplingConfig, limits:
             raise ApiError(413, f"{source}: the video is {info.width}x{info.height}, over the limit of {limits.max_side} pixels a side")
         if info.num_frames > limits.max_frames:
             raise ApiError(413, f"{source}: the video has {info.num_frames} frames, over the limit of {limits.max_frames}")
-        return sample_video(data, source, video).frames
+        return sample_video(data, source, video, info=info).frames  # probed once: the checks above used it
     except VideoError as error:
         raise ApiError(422, f"{source}: not a decodable video: {error}") from None

@@ -69,9 +69,11 @@ class SampledVideo:
         return self.frames[self.sparse_positions]
 
 
-def sample_video(source: VideoSource, uri: str, config: VideoSamplingConfig, with_clips: bool = False) -> SampledVideo:
-    """Probe ``source`` and decode the whole-video frames (and the clips' frames) in one pass."""
-    info = probe(source, uri)
+def sample_video(
+    source: VideoSource, uri: str, config: VideoSamplingConfig, with_clips: bool = False, info: VideoInfo | None = None
+) -> SampledVideo:
+    """Probe ``source`` (unless the caller has: ``info``) and decode the whole-video frames (and the clips' frames) in one pass."""
+    info = info or probe(source, uri)
     whole_indices = uniform_indices(0, info.num_frames, config.num_frames)
     clip_plan: list[tuple[int, int, list[int]]] = []
     if with_clips:
