@@ -20,6 +20,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
+
+# The checkout's synpo runs, not an installed copy: under `ray job submit --working-dir .` this file runs from
+# the submitted folder, and RaySettings.init ships the same package to the cluster's workers.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
 
 from synpo.config.loader import load_config
 from synpo.errors import UserError

@@ -133,3 +133,23 @@ def test_an_engine_actor_killed_mid_run_is_restarted_without_losing_or_repeating
     assert sorted(statuses) == sorted([*VALID, "broken"])  # every video exactly once (completed() rejects repeats)
     pairs = read_pairs(str(tmp_path / "out" / "pairs"))
     assert sorted(pair["video_id"] for pair in pairs) == VALID
+
+
+def test_decoding_runs_in_cpu_tasks_of_its_own_never_fused_into_the_engine_actors(ray_cluster, pair_videos, warm_vlm, tmp_path):
+    """Equal CPU requests on both stages (what made Ray fuse them): the plan still runs decode as its own operator."""
+    from synpo.pairgen.pipeline import build_plan
+    from synpo.video.manifest import read_inputs
+
+    config = small_config(
+        warm_vlm, str(pair_videos / "manifest.jsonl"), str(tmp_path / "out"), "judge.backend=rules", "limit=2",
+        "decode_num_cpus=0.5", "engine_pool.num_cpus=0.5", "engine_pool.max_actors=1",
+    ).with_absolute_paths()  # fmt: skip
+    storage = Storage(config.storage)
+    videos = [video.to_dict() for video in read_inputs(config.input, storage, config.prompt, config.limit)]
+    dataset = build_plan(config, videos, storage)
+    written = sum(batch.num_rows for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None))
+    operators = [line.split(":")[0] for line in dataset.stats().splitlines() if line.startswith("Operator ")]
+    assert written == 2
+    assert "Operator 1 MapBatches(DecodeStage)" in operators, operators
+    assert "Operator 2 MapBatches(SampleStage)" in operators, operators
+    assert not any("->" in name for name in operators), operators

@@ -7,12 +7,18 @@ same way by every job. A job that wants other defaults passes ``default_factory=
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+from pathlib import Path
 
 import pydantic
 
 from synpo.config.base import StrictModel
 from synpo.storage import absolute_tracking_uri, absolute_uri
+
+logger = logging.getLogger(__name__)
+JOB_CONFIG_VARIABLE = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set by Ray's job manager in a submitted job's driver: the job's runtime env
 
 
 class RaySettings(StrictModel):
@@ -24,15 +30,37 @@ class RaySettings(StrictModel):
     num_cpus: int | None = pydantic.Field(default=None, ge=1, description="logical CPUs of a local Ray started by the job (ignored on a cluster)")
 
     def init(self) -> None:
-        """Join the cluster (never passing local resources to it, which Ray refuses) or start a local Ray."""
+        """Join the cluster (never passing local resources to it, which Ray refuses) or start a local Ray.
+
+        On a cluster the workers import the synpo this driver runs (:func:`code_runtime_env`), not a copy
+        installed on the nodes; a local Ray's workers share the driver's interpreter and paths.
+        """
         import ray
 
         if ray.is_initialized():
             return
         if self.address is not None or os.environ.get("RAY_ADDRESS"):
-            ray.init(address=self.address)
+            ray.init(address=self.address, runtime_env=code_runtime_env())
         else:
             ray.init(num_cpus=self.num_cpus, include_dashboard=False)
+
+
+def code_runtime_env() -> dict:
+    """A runtime env shipping this process's ``synpo`` package to the cluster's workers as a ``py_modules`` entry.
+
+    Under ``ray job submit --working-dir .`` the job's entrypoint imports the submitted checkout's
+    ``platform/synpo`` (``jobs/*.py`` put it first on ``sys.path``), but Ray's workers would import
+    whatever synpo the nodes have installed: an edited library would run on the driver only. Ray
+    uploads the package once per job (content-addressed) and puts it first on every worker's path.
+    A job submitted with its own ``py_modules`` keeps them (Ray refuses to merge the same field twice).
+    """
+    import synpo
+
+    job_runtime_env = json.loads(os.environ.get(JOB_CONFIG_VARIABLE, "{}")).get("runtime_env") or {}
+    if "py_modules" in job_runtime_env:
+        logger.info("the job's runtime env sets py_modules %s: synpo is not added to them", job_runtime_env["py_modules"])
+        return {}
+    return {"py_modules": [str(Path(synpo.__file__).parent)]}
 
 
 class MlflowSettings(StrictModel):

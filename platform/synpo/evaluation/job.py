@@ -117,11 +117,11 @@ def _existing_run(config: EvalConfig, identity: dict):
 def _caption(config: EvalConfig, model: ModelUnderTest, todo: list[EvalVideo], progress: bool) -> None:
     import ray.data
 
-    from synpo.pairgen.pipeline import actor_pool_options
+    from synpo.pairgen.pipeline import actor_pool_options, decode_task_options
 
     rows = [{"video_id": video.video_id, "video": video.video, "prompt": video.prompt} for video in todo]
     dataset = ray.data.from_items(rows, override_num_blocks=min(len(rows), 2000))
-    dataset = dataset.map_batches(DecodeStage(config.video, config.storage), batch_size=1, batch_format="pyarrow", num_cpus=0.5)
+    dataset = dataset.map_batches(DecodeStage(config.video, config.storage), **decode_task_options(0.5))
     dataset = dataset.map_batches(
         CaptionStage, fn_constructor_kwargs={"engine": model.engine, "max_new_tokens": config.max_new_tokens, "storage": config.storage},
         **actor_pool_options(config.engine_pool),

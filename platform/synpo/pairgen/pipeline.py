@@ -37,6 +37,9 @@ from synpo.video.manifest import read_inputs
 
 logger = logging.getLogger(__name__)
 MAX_INPUT_BLOCKS = 2000  # decode tasks start as soon as the plan runs, a block of input rows each
+# One video being decoded: the download, PyAV's buffers, one full-size frame (4K RGB ≈ 25 MB) and the
+# sampled frames (32 × 448² × 3 ≈ 19 MB). Ray counts it against the node's memory when it places the task.
+DECODE_MEMORY_BYTES = 512 * 1024**2
 
 
 def actor_pool_options(settings: PoolSettings) -> dict:
@@ -54,14 +57,24 @@ def actor_pool_options(settings: PoolSettings) -> dict:
     }
 
 
+def decode_task_options(num_cpus: float) -> dict:
+    """``map_batches`` keyword arguments for the decode stage: CPU tasks, never fused into the engine actors.
+
+    Ray Data fuses a task map into the actor map after it whenever their remote args agree (equal
+    ``num_cpus`` on a CPU-only pool, say): the plan then runs ``MapBatches(DecodeStage)->MapBatches(SampleStage)``
+    and every video is decoded inside an engine actor, on a GPU node's time. Decode tasks also reserve
+    :data:`DECODE_MEMORY_BYTES`, which no actor pool asks for, so their remote args never agree and
+    the decoding stays in tasks of its own that Ray places on any node with CPUs free.
+    """
+    return {"batch_size": 1, "batch_format": "pyarrow", "num_cpus": num_cpus, "memory": DECODE_MEMORY_BYTES}
+
+
 def build_plan(config: PairsConfig, videos: list[dict], storage: Storage):
     """The Ray Data plan for ``videos`` (input rows); yields :data:`~synpo.pairgen.rows.WRITTEN` rows when consumed."""
     import ray.data
 
     dataset = ray.data.from_items(videos, override_num_blocks=min(len(videos), MAX_INPUT_BLOCKS))
-    dataset = dataset.map_batches(
-        DecodeStage(config.video, storage), batch_size=1, batch_format="pyarrow", num_cpus=config.decode_num_cpus
-    )
+    dataset = dataset.map_batches(DecodeStage(config.video, storage), **decode_task_options(config.decode_num_cpus))
     sample = SampleStageSettings(engine=config.engine, clips=config.clips, candidates=config.candidates, seed=config.seed, storage=config.storage)
     judge = JudgeStageSettings(judge=config.judge, output=config.output, storage=config.storage, cache_flush_s=config.judge_cache_flush_s)
     dataset = dataset.map_batches(SampleStage, fn_constructor_kwargs={"settings": sample}, **actor_pool_options(config.engine_pool))
