@@ -43,6 +43,9 @@ class PoolSettings(StrictModel):
     num_cpus: float = pydantic.Field(default=0.5, gt=0, description="logical CPUs per actor")
     batch_size: int = pydantic.Field(default=4, ge=1, description="videos per call")
     spread: bool = pydantic.Field(default=False, description="place actors on as many nodes as possible (Ray's SPREAD strategy)")
+    resources: dict[str, float] = pydantic.Field(
+        default_factory=dict, description="custom Ray resources per actor, e.g. {synpo_sample: 1} to pin engines to a node type of cluster.yaml"
+    )
 
     @pydantic.model_validator(mode="after")
     def _bounds(self) -> PoolSettings:

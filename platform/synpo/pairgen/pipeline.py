@@ -51,6 +51,7 @@ def actor_pool_options(settings: PoolSettings) -> dict:
         "compute": ray.data.ActorPoolStrategy(min_size=settings.min_actors, max_size=settings.max_actors),
         "num_cpus": settings.num_cpus,
         "num_gpus": settings.num_gpus,
+        **({"resources": settings.resources} if settings.resources else {}),
         "batch_size": settings.batch_size,
         "batch_format": "pyarrow",
         **spread,

@@ -68,6 +68,17 @@ class ScalingSettings(StrictModel):
     num_workers: int = pydantic.Field(default=2, ge=1, description="training workers (data-parallel ranks)")
     use_gpu: bool = pydantic.Field(default=False, description="one GPU per worker (NCCL); False = CPU workers (gloo)")
     cpus_per_worker: float = pydantic.Field(default=1.0, gt=0, description="logical CPUs reserved per worker")
+    resources_per_worker: dict[str, float] = pydantic.Field(
+        default_factory=dict, description="custom Ray resources per worker, e.g. {synpo_train: 1} to pin workers to a node type of cluster.yaml"
+    )
+
+    @pydantic.field_validator("resources_per_worker")
+    @classmethod
+    def _custom_only(cls, value: dict[str, float]) -> dict[str, float]:
+        reserved = sorted(set(value) & {"CPU", "GPU", "memory"})
+        if reserved:
+            raise ValueError(f"{reserved} are set by cpus_per_worker and use_gpu; resources_per_worker takes custom resources only")
+        return value
 
 
 class DeepSpeedSettings(StrictModel):

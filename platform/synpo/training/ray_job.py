@@ -125,7 +125,7 @@ def run_training(config: TrainConfig) -> JobResult:
         ),
         torch_config=TorchConfig(backend="nccl" if config.scaling.use_gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(
-            num_workers=config.scaling.num_workers, use_gpu=config.scaling.use_gpu, resources_per_worker={"CPU": config.scaling.cpus_per_worker}
+            num_workers=config.scaling.num_workers, use_gpu=config.scaling.use_gpu, resources_per_worker={"CPU": config.scaling.cpus_per_worker, **config.scaling.resources_per_worker}
         ),
         run_config=ray.train.RunConfig(
             name=config.run.name,
