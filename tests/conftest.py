@@ -152,7 +152,7 @@ def ray_cluster():
 
     # Ray's processes keep the environment of ray.init: none of them gets AWS credentials from the shell or a test.
     credentials = {name: os.environ.pop(name) for name in AWS_CREDENTIAL_VARIABLES if name in os.environ}
-    ray.init(num_cpus=4, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+    ray.init(address="local", num_cpus=4, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
     os.environ.update(credentials)
     yield ray
     ray.shutdown()

@@ -143,3 +143,12 @@ def test_video_source_and_absolute_paths(tmp_path, s3_storage, monkeypatch):
     assert absolute_tracking_uri("sqlite:///runs/m.db") == f"sqlite:///{tmp_path}/runs/m.db"
     assert absolute_tracking_uri("sqlite:////abs/m.db") == "sqlite:////abs/m.db"
     assert absolute_tracking_uri("http://mlflow:5000") == "http://mlflow:5000"
+
+
+def test_an_mlflow_artifact_root_is_made_absolute_only_when_it_is_a_local_folder(tmp_path, monkeypatch):
+    from synpo.config.sections import MlflowSettings
+
+    monkeypatch.chdir(tmp_path)
+    for uri in ("mlflow-artifacts:/synpo", "file:/abs/mlruns", "s3://bucket/mlflow", None):  # the first two have no "//"
+        assert MlflowSettings(artifact_location=uri).with_absolute_paths().artifact_location == uri
+    assert MlflowSettings(artifact_location="mlartifacts").with_absolute_paths().artifact_location == f"{tmp_path}/mlartifacts"

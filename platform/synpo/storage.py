@@ -17,6 +17,7 @@ against MinIO, moto or any S3-compatible server.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +123,9 @@ def join_uri(base: str, *parts: str) -> str:
     return joined
 
 
+URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")  # two letters or more: never a Windows drive
+
+
 def absolute_uri(uri: str | None) -> str | None:
     """A local path made absolute (so Ray workers with other working directories find it); URIs unchanged."""
     return uri if uri is None or "://" in uri else str(Path(uri).expanduser().resolve())
@@ -132,6 +136,14 @@ def absolute_tracking_uri(uri: str) -> str:
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         return "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
     return uri
+
+
+def absolute_artifact_location(uri: str | None) -> str | None:
+    """An MLflow artifact root: a local folder made absolute like :func:`absolute_uri`; a URI unchanged, including
+    those without ``//`` (``mlflow-artifacts:/prefix``, the server-proxied root; ``file:/abs/path``)."""
+    if uri is None or URI_SCHEME.match(uri):
+        return uri
+    return absolute_uri(uri)
 
 
 def is_hidden(name: str) -> bool:

@@ -5,8 +5,10 @@ RayJobs: the entrypoint is a job of jobs/ with a config of jobs/configs/, and it
 load with that job's config class, as the job itself loads them; the worker groups hold the GPUs and CPUs
 the loaded config's pools or scaling reserve. The RayService: ``render_rayservice.py --check`` passes on the
 committed file, its ``serveConfigV2`` is serve/config.yaml, and its GPU group follows that file's scaling.
-Every Pod: the project image, Secrets by reference, the models PVC, and a /dev/shm that holds Ray's object
-store. No cluster, no Ray, no network.
+Every Ray Pod: the project image, Secrets by reference, the models PVC, and a /dev/shm that holds Ray's object
+store. The MLflow server (a Deployment + Service, not a Ray resource): the project image, a command line the
+pinned ``mlflow server`` accepts, its Secret by reference, /health probes, a Service that reaches it. No
+cluster, no Ray, no network.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ import importlib.util
 import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
+from mlflow.cli import server as mlflow_server_command
+from packaging.requirements import Requirement
 from ray._private import ray_constants
 
 from synpo.config.loader import load_config
@@ -30,7 +35,8 @@ from synpo.training.config import TrainConfig
 REPO = Path(__file__).resolve().parents[2]
 KUBERAY = REPO / "infra" / "kuberay"
 RENDER = KUBERAY / "render_rayservice.py"
-MANIFESTS = sorted(path for path in KUBERAY.glob("*.yaml") if not path.name.endswith(".template.yaml"))
+MLFLOW_SERVER = "mlflow-server.yaml"  # a Deployment + Service, not a Ray resource: its own tests at the end
+MANIFESTS = sorted(path for path in KUBERAY.glob("*.yaml") if not path.name.endswith(".template.yaml") and path.name != MLFLOW_SERVER)
 RAYJOBS = ["rayjob-pairs.yaml", "rayjob-train.yaml", "rayjob-eval.yaml"]
 JOB_CONFIG_CLASSES = {"jobs/generate_pairs.py": PairsConfig, "jobs/train.py": TrainConfig, "jobs/evaluate.py": EvalConfig}
 GPU = "nvidia.com/gpu"
@@ -121,6 +127,7 @@ def run_render(*arguments: str) -> subprocess.CompletedProcess:
 
 def test_the_expected_manifests_are_there():
     assert [path.name for path in MANIFESTS] == sorted([*RAYJOBS, "rayservice.yaml"])
+    assert (KUBERAY / MLFLOW_SERVER).is_file()
 
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda path: path.name)
@@ -251,3 +258,50 @@ def test_the_render_follows_the_serve_scaling_and_refuses_fractions_of_a_pod():
     assert group["maxReplicas"] == 6 and ray_cpus_per_pod(group) == 6
     with pytest.raises(ValueError, match="scaling.num_gpus = 0.5"):
         render_rayservice.render(serve_text.replace("num_gpus: 1", "num_gpus: 0.5"), template)
+
+
+def mlflow_server() -> dict[str, dict]:
+    """The MLflow server's resources by kind."""
+    return {document["kind"]: document for document in yaml.safe_load_all((KUBERAY / MLFLOW_SERVER).read_text())}
+
+
+def test_the_mlflow_server_runs_mlflow_server_on_the_project_image_with_its_secret_by_reference():
+    resources = mlflow_server()
+    assert sorted(resources) == ["Deployment", "Service"]
+    assert resources["Deployment"]["apiVersion"] == "apps/v1" and resources["Service"]["apiVersion"] == "v1"
+    (container,) = resources["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == (REPO / "infra" / "IMAGE").read_text().strip()
+    assert container["command"] == ["mlflow", "server"]
+    options = mlflow_server_command.make_context("server", list(container["args"])).params  # the pinned MLflow parses them
+    assert options["port"] == 5000 and options["host"] == "0.0.0.0"
+    assert options["serve_artifacts"] and options["artifacts_destination"].startswith("s3://")  # artifacts proxied to S3
+    assert "mlflow.internal:5000" in options["allowed_hosts"].split(",")  # the Host header of the configs' tracking_uri
+    variables = {variable["name"]: variable for variable in container["env"]}
+    inline = [name for name, variable in variables.items() if "value" in variable]
+    assert not inline, f"variables set inline ({inline}); secrets come from Secrets"
+    for name in ("MLFLOW_BACKEND_STORE_URI", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):  # mlflow server reads the URI from the variable
+        reference = variables[name]["valueFrom"]["secretKeyRef"]
+        assert (reference["name"], reference["key"]) == ("synpo-mlflow", name) and not reference.get("optional")
+
+
+def test_the_mlflow_service_reaches_the_servers_port_and_its_health_probe():
+    resources = mlflow_server()
+    deployment, service = resources["Deployment"], resources["Service"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"] == labels and service["spec"]["selector"] == labels
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    (port,) = container["ports"]
+    (service_port,) = service["spec"]["ports"]
+    assert port["containerPort"] == service_port["port"] == 5000 and service_port["targetPort"] in (port["name"], 5000)
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["path"] == "/health" and container[probe]["httpGet"]["port"] in (port["name"], 5000)
+    assert container["resources"]["requests"] == container["resources"]["limits"]
+
+
+def test_the_image_has_the_postgresql_driver_the_mlflow_backend_uri_names():
+    """The Secret's URI is postgresql+psycopg2://...; the image installs pyproject's gpu extra (less vLLM) at the lock's pins."""
+    gpu = [Requirement(text) for text in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["gpu"]]
+    (driver,) = [requirement for requirement in gpu if requirement.name == "psycopg2-binary"]
+    locked = [line for line in (REPO / "requirements.lock").read_text().splitlines() if line.startswith("psycopg2-binary==")]
+    assert locked == [f"psycopg2-binary{driver.specifier}"]
+    assert "postgresql+psycopg2://" in (KUBERAY / MLFLOW_SERVER).read_text()

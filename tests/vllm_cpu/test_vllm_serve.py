@@ -44,7 +44,7 @@ def test_the_vllm_deployment_serves_the_engines_own_greedy_caption(tiny_vlm, tin
         }
     )  # fmt: skip
     chat = {"model": "synpo-captioner", "max_tokens": 12, "messages": [{"role": "user", "content": [{"type": "video_url", "video_url": {"url": url}}]}]}
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(build_app(settings), name="captioner", route_prefix="/", blocking=False)

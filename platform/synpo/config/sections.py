@@ -15,7 +15,7 @@ from pathlib import Path
 import pydantic
 
 from synpo.config.base import StrictModel
-from synpo.storage import absolute_tracking_uri, absolute_uri
+from synpo.storage import absolute_artifact_location, absolute_tracking_uri
 
 logger = logging.getLogger(__name__)
 JOB_CONFIG_VARIABLE = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set by Ray's job manager in a submitted job's driver: the job's runtime env
@@ -42,7 +42,7 @@ class RaySettings(StrictModel):
         if self.address is not None or os.environ.get("RAY_ADDRESS"):
             ray.init(address=self.address, runtime_env=code_runtime_env())
         else:
-            ray.init(num_cpus=self.num_cpus, include_dashboard=False)
+            ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False)  # "local": never a `ray start` head found on the machine
 
 
 def code_runtime_env() -> dict:
@@ -77,7 +77,7 @@ class MlflowSettings(StrictModel):
     def with_absolute_paths(self) -> MlflowSettings:
         """Local paths made absolute, so Ray workers (other working directories) reach the same store."""
         return self.model_copy(
-            update={"tracking_uri": absolute_tracking_uri(self.tracking_uri), "artifact_location": absolute_uri(self.artifact_location)}
+            update={"tracking_uri": absolute_tracking_uri(self.tracking_uri), "artifact_location": absolute_artifact_location(self.artifact_location)}
         )
 
 
