@@ -15,6 +15,7 @@ import pytest
 
 from synpo.config.loader import load_config
 from synpo.pairs import write_pairs
+from synpo.testing.train_checkpoints import registered_checkpoint_steps
 from synpo.training.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,14 +103,15 @@ def _train_worker_pids() -> list[int]:
     return pids
 
 
-def _kill_a_worker_after_checkpoints(storage: Path, count: int, killed: list[int]) -> None:
+def _kill_a_worker_after_checkpoints(storage: Path, count: int, killed: list[tuple[int, int]]) -> None:
     deadline = time.time() + 240
     while time.time() < deadline:
-        if len(list(storage.glob("checkpoint_*"))) >= count:
+        registered = registered_checkpoint_steps(storage)  # registered, not just written: see synpo.testing.train_checkpoints
+        if len(registered) >= count:
             pids = _train_worker_pids()
             if pids:
                 os.kill(pids[-1], signal.SIGKILL)
-                killed.append(pids[-1])
+                killed.append((pids[-1], max(registered)))
                 return
         time.sleep(0.2)
 
@@ -119,12 +121,15 @@ def _kill_a_worker_after_checkpoints(storage: Path, count: int, killed: list[int
 def test_killed_worker_resumes_from_checkpoint_and_matches_uninterrupted_run(job_setup, zero2_run):
     """Tolerance: final validation loss and accuracy within 1e-4 of the uninterrupted run with the same seed."""
     root, overrides = job_setup
-    killed: list[int] = []
+    killed: list[tuple[int, int]] = []  # (pid, the latest registered checkpoint step at the kill)
     watcher = threading.Thread(target=_kill_a_worker_after_checkpoints, args=(root / "ray" / "faulty", 2, killed))
     watcher.start()
     result = run_training([*overrides, "run.name=faulty", "run.checkpoint_every_steps=1", "run.max_failures=2"])
     watcher.join()
     assert killed, "no worker was killed: the run finished before its second checkpoint"
+    (_, resumed_from), = killed
+    loss_steps = [metric.step for metric in mlflow.MlflowClient(f"sqlite:///{root / 'mlflow.db'}").get_metric_history(result.mlflow_run_id, "loss")]
+    assert all(loss_steps.count(step) == 1 for step in range(1, resumed_from + 1)), (resumed_from, loss_steps)  # resumed, not restarted
     tracking = f"sqlite:///{root / 'mlflow.db'}"
     interrupted, baseline = final_state(root, result.mlflow_run_id, tracking), final_state(root, zero2_run.mlflow_run_id, tracking)
     assert interrupted["steps"] == baseline["steps"] == 6

@@ -29,6 +29,7 @@ from ray.cluster_utils import Cluster
 from synpo.config.loader import load_config
 from synpo.pairgen.config import PairsConfig
 from synpo.pairgen.pipeline import run_pairs
+from synpo.testing.train_checkpoints import registered_checkpoint_steps
 from synpo.training.config import TrainConfig
 from synpo.training.ray_job import run_training
 
@@ -39,14 +40,6 @@ def actor_nodes(class_fragment: str) -> set[str]:
     return {
         actor["Address"]["NodeID"] for actor in state.actors().values() if class_fragment in actor["ActorClassName"] and actor["State"] == "ALIVE"
     }
-
-
-def registered_checkpoints(run_folder: Path) -> list[int]:
-    """Steps of the checkpoints Ray Train has registered (a checkpoint folder can exist before its report is)."""
-    snapshot = run_folder / "checkpoint_manager_snapshot.json"
-    if not snapshot.is_file():
-        return []
-    return [entry["metrics"]["step"] for entry in json.loads(snapshot.read_text())["checkpoint_results"]]
 
 
 def main() -> None:
@@ -86,7 +79,7 @@ def main() -> None:
             deadline = time.time() + 600
             while time.time() < deadline:
                 workers = actor_nodes("RayTrainWorker")
-                registered = registered_checkpoints(storage / "multinode")
+                registered = registered_checkpoint_steps(storage / "multinode")
                 if len(registered) >= 2 and len(workers) == 1:
                     result["checkpoints_at_removal"] = registered
                     result["removed_node"] = workers.pop()
