@@ -127,8 +127,9 @@ URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")  # two letters or more: ne
 
 
 def absolute_uri(uri: str | None) -> str | None:
-    """A local path made absolute (so Ray workers with other working directories find it); URIs unchanged."""
-    return uri if uri is None or "://" in uri else str(Path(uri).expanduser().resolve())
+    """A local path made absolute (so Ray workers with other working directories find it); URIs unchanged,
+    including those without ``//`` (``mlflow-artifacts:/prefix``, an MLflow server's proxied root; ``file:/abs/path``)."""
+    return uri if uri is None or URI_SCHEME.match(uri) else str(Path(uri).expanduser().resolve())
 
 
 def absolute_tracking_uri(uri: str) -> str:
@@ -136,14 +137,6 @@ def absolute_tracking_uri(uri: str) -> str:
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         return "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
     return uri
-
-
-def absolute_artifact_location(uri: str | None) -> str | None:
-    """An MLflow artifact root: a local folder made absolute like :func:`absolute_uri`; a URI unchanged, including
-    those without ``//`` (``mlflow-artifacts:/prefix``, the server-proxied root; ``file:/abs/path``)."""
-    if uri is None or URI_SCHEME.match(uri):
-        return uri
-    return absolute_uri(uri)
 
 
 def is_hidden(name: str) -> bool:

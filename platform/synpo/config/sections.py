@@ -15,7 +15,7 @@ from pathlib import Path
 import pydantic
 
 from synpo.config.base import StrictModel
-from synpo.storage import absolute_artifact_location, absolute_tracking_uri
+from synpo.storage import absolute_tracking_uri, absolute_uri
 
 logger = logging.getLogger(__name__)
 JOB_CONFIG_VARIABLE = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set by Ray's job manager in a submitted job's driver: the job's runtime env
@@ -77,7 +77,7 @@ class MlflowSettings(StrictModel):
     def with_absolute_paths(self) -> MlflowSettings:
         """Local paths made absolute, so Ray workers (other working directories) reach the same store."""
         return self.model_copy(
-            update={"tracking_uri": absolute_tracking_uri(self.tracking_uri), "artifact_location": absolute_artifact_location(self.artifact_location)}
+            update={"tracking_uri": absolute_tracking_uri(self.tracking_uri), "artifact_location": absolute_uri(self.artifact_location)}
         )
 
 

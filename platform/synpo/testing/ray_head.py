@@ -1,9 +1,10 @@
 """A Ray head node of its own, started the way a user starts one (`ray start --head`), for tests of `ray job submit`.
 
-    with RayHead(num_cpus=4, path=[".venv/bin"]) as head:
-        head.submit(["--working-dir", ".", "--", "python", "jobs/train.py", ...], cwd=checkout)
+    with RayHead(num_cpus=4, path=[".venv/bin"], ray_bin=".venv/bin/ray") as head:
+        head.job("submit", "--working-dir", ".", "--", "python", "jobs/train.py", ..., cwd=checkout)
+        head.job_status("raysubmit_...")
 
-Its own temp dir and free ports, token authentication on (Ray 2.60's default for `ray start --head`)
+Its own temp dir and free ports, token authentication on (``RAY_AUTH_MODE=token``, as a shared cluster runs)
 with a token that exists only in the head's and the client's environments (nothing under ``~/.ray``).
 ``path`` goes first on the head's ``PATH``: a submitted job's ``python`` is whatever the head finds
 there (a user who started the head from an activated venv). The head runs ``--block`` in a session of
@@ -32,7 +33,7 @@ PORT_FLAGS = (
 
 
 class RayHead:
-    """`ray start --head --block` in its own session; :meth:`submit` and :meth:`job` run the `ray job` CLI against it."""
+    """`ray start --head --block` in its own session; :meth:`job` runs the `ray job` CLI against it, :meth:`job_status` asks its REST API."""
 
     def __init__(self, num_cpus: int, path: list[str], ray_bin: str, start_timeout_s: float = 120):
         self.num_cpus = num_cpus
