@@ -16,10 +16,10 @@ LAYERS = {
     "errors": 0, "jsonl": 0, "config": 0, "storage": 0, "video": 0, "losses": 0, "pairs": 0,
     "sampling": 1, "judging": 1, "training": 1, "registry": 1, "models": 1, "toy": 1,
     "pairgen": 2, "evaluation": 2, "promotion": 2, "serving": 2, "testing": 2,
-    "cli": 3,
+    "cli": 3, "replication": 3,
 }  # fmt: skip
 # The toy world is reached through the model resolver (toy://tiny-vlm) only: no job, stage or engine imports it.
-TOY_USERS = {"toy", "models", "testing", "cli"}
+TOY_USERS = {"toy", "models", "testing", "cli", "replication"}
 # One exception: evaluation scores captions of toy eval sets against the toy world's facts (its grammar only).
 TOY_GRAMMAR_USERS = {"evaluation": {"synpo.toy.facts"}}
 
