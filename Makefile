@@ -2,6 +2,7 @@
 #   make setup   create or update .venv (idempotent; a second run does nothing)
 #   make test    set up, then run the whole test suite
 #   make demo    set up, then run the end-to-end demo on the embedded default (local files, tiny model)
+#   make replicate  set up, then the known-answer replication on CPU (SynPO vs DPO/SimPO/SFT; writes docs/replication.md)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -9,7 +10,7 @@ PY     := $(VENV)/bin/python
 DEMO   ?= runs/demo
 SYNPO  := HF_HUB_OFFLINE=1 $(VENV)/bin/synpo
 
-.PHONY: setup test test-vllm vllm-venv demo lint clean-demo
+.PHONY: setup test test-vllm vllm-venv demo replicate lint clean-demo
 
 setup: $(VENV)/.synpo-installed
 
@@ -73,6 +74,12 @@ demo: setup
 		--fallback $(DEMO)/models/tiny-vlm --video $$(ls $(DEMO)/heldout/*.mp4 | head -1)
 	@echo "demo outputs: pairs $(DEMO)/generated (open $(DEMO)/pairs_report.html); checkpoints $(DEMO)/ray/demo;"
 	@echo "  MLflow UI: $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(DEMO)/mlflow.db"
+
+# Known-answer replication: toy videos -> a partly competent base -> the pair job (CD + retrospection, rules judge)
+# -> the same candidates judged by an oracle that knows the truth -> SFT, DPO, SimPO, SynPO, SynPO v1 x 3 seeds on
+# each judge's pairs -> the evaluation job on held-out videos -> docs/replication.md. Rerunning reuses finished parts.
+replicate: setup
+	HF_HUB_OFFLINE=1 $(PY) jobs/replicate.py --config jobs/configs/replicate.yaml
 
 clean-demo:
 	rm -rf $(DEMO)

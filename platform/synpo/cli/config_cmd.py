@@ -12,6 +12,7 @@ from synpo.evaluation.config import EvalConfig
 from synpo.judging.config import JudgeConfig
 from synpo.pairgen.config import PairsConfig
 from synpo.promotion.config import PromoteConfig
+from synpo.replication.config import ReplicateConfig
 from synpo.serving.settings import ServeSettings
 from synpo.training.config import TrainConfig
 
@@ -21,6 +22,7 @@ JOB_CONFIGS: dict[str, type[StrictModel]] = {
     "judge": JudgeConfig,
     "pairs": PairsConfig,
     "promote": PromoteConfig,
+    "replicate": ReplicateConfig,
     "serve": ServeSettings,
     "train": TrainConfig,
 }

@@ -70,6 +70,8 @@ class ReplicationTraining(StrictModel):
         unknown = sorted(set(self.hyperparameters) - set(OBJECTIVES))
         if unknown:
             raise ValueError(f"hyperparameters for unknown objective(s) {unknown}; objectives: {', '.join(OBJECTIVES)}")
+        for objective, values in self.hyperparameters.items():
+            OBJECTIVES[objective].check_names(values)  # before any pair is generated, not at the first training
         return self
 
 

@@ -85,13 +85,14 @@ def step_means(replication: Replication, judge: str, objective: str, key: str) -
 CURVES = (
     ("nll/chosen", "chosen: mean log-likelihood per token", -1.0),
     ("nll/rejected", "rejected: mean log-likelihood per token", -1.0),
-    ("rewards/margin", "reward margin (objective's own reward)", 1.0),
+    ("rewards/chosen", "chosen reward (each objective's own)", 1.0),
+    ("rewards/rejected", "rejected reward (each objective's own)", 1.0),
 )
 
 
 def plot_curves(replication: Replication, judge: str, out: Path) -> Path:
-    """Fig.-3-style panels for one judge's pairs: chosen and rejected log-likelihood and the reward margin per step."""
-    figure, axes = plt.subplots(1, len(CURVES), figsize=(5.2 * len(CURVES), 4))
+    """Fig.-3-style panels for one judge's pairs: chosen and rejected log-likelihood and rewards per step."""
+    figure, axes = plt.subplots(1, len(CURVES), figsize=(4.6 * len(CURVES), 4))
     for axis, (key, title, sign) in zip(axes, CURVES, strict=True):
         for objective in replication.config.objectives:
             steps, means = step_means(replication, judge, objective, key)
@@ -172,10 +173,13 @@ def pairs_lines(replication: Replication) -> list[str]:
     ]
     for judge, pair_set in replication.pair_sets.items():
         count = len(pair_set.pairs)
-        share = f"{pair_set.truly_better / count:.0%}" if count else "n/a"
+        if not count:
+            lines.append(f"- {judge} judge: no pairs")
+            continue
         lines.append(
-            f"- {judge} judge: {count} pairs; chosen caption truly better (higher fact F1) in {pair_set.truly_better} ({share}), "
-            f"equal in {pair_set.tied}"
+            f"- {judge} judge: {count} pairs; by the truth (fact F1), the chosen caption is better in {pair_set.truly_better} "
+            f"({pair_set.truly_better / count:.0%}), worse in {pair_set.truly_worse} ({pair_set.truly_worse / count:.0%}); "
+            f"mean fact F1 chosen {statistics.fmean(pair_set.chosen_f1):.3f}, rejected {statistics.fmean(pair_set.rejected_f1):.3f}"
         )
     return lines
 
@@ -194,7 +198,8 @@ def write_report(replication: Replication, out: Path, command: str, commit: str)
         "",
         f"- command: `{command}`",
         f"- commit: `{commit}`",
-        f"- wall time: {replication.seconds / 60:.1f} min",
+        f"- compute time: {sum(replication.part_seconds.values()) / 60:.1f} min over all parts when they ran "
+        f"(this invocation: {replication.seconds / 60:.1f} min; a rerun reuses finished parts)",
         "",
         "## Set-up",
         "",

@@ -30,7 +30,7 @@ from synpo.replication.config import ReplicateConfig
 from synpo.replication.oracle import fact_f1, oracle_pairs, toy_truth
 from synpo.replication.training import TrainingRun, decode_examples, train_run
 from synpo.storage import Storage
-from synpo.toy.model import build_tiny_model
+from synpo.toy.model import build_tiny_model, is_built
 from synpo.toy.videos import ToyVideoSpec, write_toy_videos
 
 logger = logging.getLogger(__name__)
@@ -42,12 +42,21 @@ class ReplicationError(UserError):
 
 @dataclass
 class PairSet:
-    """One judge's pairs of the shared candidates, and how often its chosen caption is truly the better one."""
+    """One judge's pairs of the shared candidates, with each caption's fact F1 against the ground truth."""
 
     judge: str
     pairs: list[dict]
-    truly_better: int  # pairs whose chosen caption has the higher fact F1
-    tied: int  # pairs whose captions have equal fact F1
+    chosen_f1: list[float]  # per pair, in order
+    rejected_f1: list[float]
+
+    @property
+    def truly_better(self) -> int:
+        """Pairs whose chosen caption has the higher fact F1: where the judge agrees with the truth."""
+        return sum(chosen > rejected for chosen, rejected in zip(self.chosen_f1, self.rejected_f1, strict=True))
+
+    @property
+    def truly_worse(self) -> int:
+        return sum(chosen < rejected for chosen, rejected in zip(self.chosen_f1, self.rejected_f1, strict=True))
 
 
 @dataclass
@@ -59,7 +68,21 @@ class Replication:
     pair_summary: RunSummary
     pair_sets: dict[str, PairSet]
     runs: list[tuple[TrainingRun, EvalResult]]
-    seconds: float
+    seconds: float  # this invocation
+    part_seconds: dict[str, float]  # every part, when it was computed (this invocation or an earlier one)
+
+
+class PartTimes:
+    """Seconds each part took when it was computed, kept in ``<output>/timings.json`` so a rerun that reuses a
+    part still reports what it cost."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seconds: dict[str, float] = json.loads(path.read_text()) if path.is_file() else {}
+
+    def record(self, part: str, seconds: float) -> None:
+        self.seconds[part] = seconds
+        self.path.write_text(json.dumps(self.seconds, indent=1))
 
 
 def toy_videos(folder: Path, count: int, seed: int, config: ReplicateConfig, progress: bool) -> str:
@@ -74,21 +97,23 @@ def toy_videos(folder: Path, count: int, seed: int, config: ReplicateConfig, pro
 
 
 def judged_pairs(judge: str, pairs: list[dict], storage: Storage) -> PairSet:
-    """``pairs`` with the count of those whose chosen caption is truly better (by fact F1 against the ground truth)."""
-    better = tied = 0
-    for pair in pairs:
-        truth = toy_truth(pair["video"], storage)
-        chosen, rejected = fact_f1(pair["chosen"], truth), fact_f1(pair["rejected"], truth)
-        better += chosen > rejected
-        tied += chosen == rejected
-    return PairSet(judge, pairs, better, tied)
+    """``pairs`` with each caption's fact F1 against the ground truth of its video."""
+    truths = {video: toy_truth(video, storage) for video in {pair["video"] for pair in pairs}}
+    chosen = [fact_f1(pair["chosen"], truths[pair["video"]]) for pair in pairs]
+    rejected = [fact_f1(pair["rejected"], truths[pair["video"]]) for pair in pairs]
+    return PairSet(judge, pairs, chosen, rejected)
 
 
-def evaluate(config: ReplicateConfig, eval_set: str, model: str, adapter: str | None, name: str, progress: bool) -> EvalResult:
+def evaluate(config: ReplicateConfig, eval_set: str, model: str, adapter: str | None, name: str, progress: bool, times: PartTimes) -> EvalResult:
+    """The evaluation job on ``eval_set`` (its earlier MLflow run when this model was evaluated already)."""
+    start = time.perf_counter()
     eval_config = config.eval.model_copy(
         update={"model": model, "adapter": adapter, "eval_set": eval_set, "output": str(Path(config.output, "eval", name)), "mlflow": config.mlflow, "ray": config.ray}
     )
-    return run_eval(EvalConfig.model_validate(eval_config.model_dump()), progress=progress)
+    result = run_eval(EvalConfig.model_validate(eval_config.model_dump()), progress=progress)
+    if not result.reused:
+        times.record(f"eval {name}", time.perf_counter() - start)
+    return result
 
 
 def digest(value: object) -> str:
@@ -103,13 +128,18 @@ def replicate(config: ReplicateConfig, progress: bool = True) -> Replication:
     mlflow = config.mlflow or MlflowSettings(tracking_uri=f"sqlite:///{output}/mlflow.db", experiment="synpo-replicate")
     config = config.model_copy(update={"output": str(output), "mlflow": mlflow.with_absolute_paths()})
     storage = Storage()
+    output.mkdir(parents=True, exist_ok=True)
+    times = PartTimes(output / "timings.json")
     train_set = toy_videos(output / "videos" / "train", config.data.train_videos, config.data.seed, config, progress)
     heldout_set = toy_videos(output / "videos" / "heldout", config.data.heldout_videos, config.data.seed + 1, config, progress)
     logger.info("base model: tiny VLM, %d warm-start steps", config.base.warm_start_steps)
     base_name = f"base-ws{config.base.warm_start_steps}-seed{config.base.seed}"
+    built, part_start = is_built(output / "models" / base_name, "vlm", config.base.seed, config.base.warm_start_steps), time.perf_counter()
     base = str(build_tiny_model(output / "models" / base_name, warm_start_steps=config.base.warm_start_steps, seed=config.base.seed))
+    if not built:
+        times.record("base model", time.perf_counter() - part_start)
     config.ray.init()
-    base_eval = evaluate(config, heldout_set, base, None, base_name, progress)
+    base_eval = evaluate(config, heldout_set, base, None, base_name, progress, times)
 
     pairs_recipe = digest([base_name, train_set, config.pairs.model_dump(mode="json", exclude={"mlflow", "ray", "input", "output"})])
     pairs_output = str(output / "pairs" / pairs_recipe)
@@ -117,6 +147,8 @@ def replicate(config: ReplicateConfig, progress: bool = True) -> Replication:
         update={"input": train_set, "output": pairs_output, "engine": config.pairs.engine.model_copy(update={"model": base}), "mlflow": config.mlflow, "ray": config.ray}
     )
     pair_summary = run_pairs(pairs_config, progress=progress)
+    if pair_summary.processed:
+        times.record("pair job", times.seconds.get("pair job", 0.0) + pair_summary.wall_s)  # a resumed job adds its part
     pair_sets: dict[str, PairSet] = {}
     for judge in config.judges:
         if judge == "rules":
@@ -140,7 +172,8 @@ def replicate(config: ReplicateConfig, progress: bool = True) -> Replication:
         for objective in config.objectives:
             for seed in config.seeds:
                 name = f"{judge}-{objective}-seed{seed}"
-                logger.info("training %s on %d pairs", name, len(examples))
-                run = train_run(config.train, base, examples, judge, objective, seed, train_root / name, config.mlflow)
-                runs.append((run, evaluate(config, heldout_set, base, run.adapter, f"{train_root.name}/{name}", progress)))
-    return Replication(config, base_eval, pair_summary, pair_sets, runs, time.perf_counter() - start)
+                run, trained = train_run(config.train, base, examples, judge, objective, seed, train_root / name, config.mlflow)
+                if trained:
+                    times.record(f"train {name}", run.seconds)
+                runs.append((run, evaluate(config, heldout_set, base, run.adapter, f"{train_root.name}/{name}", progress, times)))
+    return Replication(config, base_eval, pair_summary, pair_sets, runs, time.perf_counter() - start, dict(times.seconds))

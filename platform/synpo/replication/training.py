@@ -10,6 +10,7 @@ paper's Fig.-3 quantities, throughput) under its folder; a rerun finds ``result.
 from __future__ import annotations
 
 import json
+import logging
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,11 +23,18 @@ from synpo.replication.config import ReplicationTraining
 from synpo.storage import Storage
 from synpo.training.batches import InMemoryBatches
 from synpo.training.collate import PairCollator, PairExample
-from synpo.training.config import DeepSpeedSettings, DiagnosticsSettings, OptimSettings, ScalingSettings, TrainConfig
+from synpo.training.config import (
+    DeepSpeedSettings,
+    DiagnosticsSettings,
+    OptimSettings,
+    ScalingSettings,
+    TrainConfig,
+)
 from synpo.training.recipe import build_trainer, load_policy
 from synpo.training.trainer import LoopHooks
 from synpo.video.sampler import VideoSamplingConfig, sample_video
 
+logger = logging.getLogger(__name__)
 RESULT_FILE = "result.json"
 ADAPTER_DIR = "adapter"
 
@@ -96,11 +104,13 @@ def train_run(
     seed: int,
     folder: Path,
     mlflow_settings: MlflowSettings,
-) -> TrainingRun:
-    """Train (or find already trained) ``objective`` on ``examples`` with ``seed``; the adapter lands in ``folder``."""
+) -> tuple[TrainingRun, bool]:
+    """Train ``objective`` on ``examples`` with ``seed`` (the adapter lands in ``folder``), or find it trained
+    already; returns the run and whether it was trained now."""
     result_path = folder / RESULT_FILE
     if result_path.is_file():
-        return TrainingRun(**json.loads(result_path.read_text()))
+        return TrainingRun(**json.loads(result_path.read_text())), False
+    logger.info("training %s with %s on the %s judge's %d pairs (seed %d)", folder.name, objective, judge, len(examples), seed)
     config = train_config(settings, base_model, objective, seed)
     policy = load_policy(config, base_model)
     history: list[dict] = []
@@ -113,7 +123,7 @@ def train_run(
     if mlflow_settings.enabled:
         run.mlflow_run_id = log_training(run, config, mlflow_settings)
     result_path.write_text(json.dumps(asdict(run), indent=1))  # last: its presence means the run is complete
-    return run
+    return run, True
 
 
 def log_training(run: TrainingRun, config: TrainConfig, settings: MlflowSettings) -> str:
