@@ -37,6 +37,7 @@ QUICK = [
     "seeds=[0]",
     "oracle_min_margin=0",
     "train.steps=2",
+    "train.learning_rates=[1e-3]",
     "train.batch_size=2",
     "train.micro_batch_size=2",
     "train.max_response_tokens=48",

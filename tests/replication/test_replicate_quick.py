@@ -48,13 +48,13 @@ def test_the_report_has_every_row_and_its_figures(quick_run):
     output, _ = quick_run
     report = (output / "replication.md").read_text()
     rows = table_rows(report)
-    assert rows[0][:2] == ["–", "base model (no preference training)"]
-    assert [(row[0], row[1]) for row in rows[1:]] == [(judge, f"{objective} (×1)") for judge in JUDGES for objective in OBJECTIVES]
-    assert all(len(row) == 8 for row in rows)
+    assert rows[0][:3] == ["–", "–", "base model (no preference training)"]
+    assert [tuple(row[:3]) for row in rows[1:]] == [(judge, "0.001", f"{objective} (×1)") for judge in JUDGES for objective in OBJECTIVES]
+    assert all(len(row) == 9 for row in rows)
     assert "--quick" in report and re.search(r"commit: `[0-9a-f]{40}", report)
     for judge in JUDGES:
-        assert f"![curves-{judge}](replication/curves-{judge}.png)" in report
-        with Image.open(output / "replication" / f"curves-{judge}.png") as image:
+        assert f"![curves-{judge}-lr0.001](replication/curves-{judge}-lr0.001.png)" in report
+        with Image.open(output / "replication" / f"curves-{judge}-lr0.001.png") as image:
             assert image.format == "PNG" and image.width > 500
     speeds = report.split("## Training speed", 1)[1]
     assert all(f"| {objective} |" in speeds for objective in OBJECTIVES) and "**synpo / dpo**" in speeds
@@ -108,7 +108,7 @@ def test_each_part_records_its_compute_time_once(quick_run):
     times = json.loads((output / "timings.json").read_text())
     trained = [f"{judge}-{objective}-seed0" for judge in JUDGES for objective in OBJECTIVES]
     (recipe,) = [path.name for path in (output / "train").iterdir()]
-    expected = {"base model", "eval base-ws20-seed0", "pair job", *(f"train {name}" for name in trained), *(f"eval {recipe}/{name}" for name in trained)}
+    expected = {"base model", "eval base-ws20-seed0", "pair job", *(f"{part} {recipe}/{name}" for name in trained for part in ("train", "eval"))}
     assert set(times) == expected and all(seconds > 0 for seconds in times.values())
     assert f"compute time: {sum(times.values()) / 60:.1f} min" in (output / "replication.md").read_text()
 

@@ -51,7 +51,12 @@ class ReplicationTraining(StrictModel):
     steps: int = pydantic.Field(default=60, ge=1, description="optimizer steps of every run")
     batch_size: int = pydantic.Field(default=8, ge=1, description="pairs per optimizer step")
     micro_batch_size: int = pydantic.Field(default=4, ge=1, description="pairs per forward pass")
-    learning_rate: float = pydantic.Field(default=1e-3, gt=0, description="peak learning rate (the tiny model needs a large one)")
+    learning_rates: list[pydantic.PositiveFloat] = pydantic.Field(
+        default=[3e-4, 1e-3],
+        min_length=1,
+        description="peak learning rates; every objective trains at each (objectives differ in gradient scale, so any one shared "
+        "rate favours some of them)",
+    )
     lora: LoraSettings = pydantic.Field(
         default_factory=lambda: LoraSettings(rank=8, alpha=16, dropout=0.0), description="the same LoRA for every objective"
     )
@@ -67,6 +72,8 @@ class ReplicationTraining(StrictModel):
     def _batches(self) -> ReplicationTraining:
         if self.batch_size % self.micro_batch_size:
             raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of micro_batch_size ({self.micro_batch_size})")
+        if len(set(self.learning_rates)) != len(self.learning_rates):
+            raise ValueError(f"learning_rates repeat: {self.learning_rates}")
         unknown = sorted(set(self.hyperparameters) - set(OBJECTIVES))
         if unknown:
             raise ValueError(f"hyperparameters for unknown objective(s) {unknown}; objectives: {', '.join(OBJECTIVES)}")

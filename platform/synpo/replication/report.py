@@ -44,12 +44,19 @@ def cell(values: list[float]) -> str:
     return f"{mean:.3f} ± {std:.3f}" if std is not None else f"{mean:.3f} ± –"
 
 
-def metric_values(replication: Replication) -> dict[tuple[str, str], dict[str, list[float]]]:
-    """(judge, objective) -> metric -> one value per seed."""
-    values: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+Setting = tuple[str, float]  # (judge, learning rate): one group of rows, one figure
+
+
+def settings(replication: Replication) -> list[Setting]:
+    return [(judge, rate) for judge in replication.config.judges for rate in replication.config.train.learning_rates]
+
+
+def metric_values(replication: Replication) -> dict[tuple[str, float, str], dict[str, list[float]]]:
+    """(judge, learning rate, objective) -> metric -> one value per seed."""
+    values: dict[tuple[str, float, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for run, result in replication.runs:
         for metric, _ in METRICS:
-            values[(run.judge, run.objective)][metric].append(result.metrics.get(metric, math.nan))
+            values[(run.judge, run.learning_rate, run.objective)][metric].append(result.metrics.get(metric, math.nan))
     return values
 
 
@@ -57,24 +64,24 @@ def results_table(replication: Replication) -> list[str]:
     values = metric_values(replication)
     seeds = len(replication.config.seeds)
     lines = [
-        "| judge | objective | " + " | ".join(label for _, label in METRICS) + " |",
-        "|---|---|" + "---|" * len(METRICS),
-        "| – | base model (no preference training) | "
+        "| judge | lr | objective | " + " | ".join(label for _, label in METRICS) + " |",
+        "|---|---|---|" + "---|" * len(METRICS),
+        "| – | – | base model (no preference training) | "
         + " | ".join(cell([replication.base_eval.metrics.get(metric, math.nan)]).replace(" ± –", "") for metric, _ in METRICS)
         + " |",
     ]
-    for judge in replication.config.judges:
+    for judge, rate in settings(replication):
         for objective in replication.config.objectives:
-            row = values[(judge, objective)]
-            lines.append(f"| {judge} | {objective} (×{seeds}) | " + " | ".join(cell(row[metric]) for metric, _ in METRICS) + " |")
+            row = values[(judge, rate, objective)]
+            lines.append(f"| {judge} | {rate:g} | {objective} (×{seeds}) | " + " | ".join(cell(row[metric]) for metric, _ in METRICS) + " |")
     return lines
 
 
-def step_means(replication: Replication, judge: str, objective: str, key: str) -> tuple[list[int], list[float]]:
+def step_means(replication: Replication, setting: Setting, objective: str, key: str) -> tuple[list[int], list[float]]:
     """Per optimizer step, the mean of ``key`` over the seeds' runs."""
     by_step: dict[int, list[float]] = defaultdict(list)
     for run, _ in replication.runs:
-        if run.judge == judge and run.objective == objective:
+        if (run.judge, run.learning_rate) == setting and run.objective == objective:
             for row in run.history:
                 if key in row:
                     by_step[row["step"]].append(row[key])
@@ -90,18 +97,22 @@ CURVES = (
 )
 
 
-def plot_curves(replication: Replication, judge: str, out: Path) -> Path:
-    """Fig.-3-style panels for one judge's pairs: chosen and rejected log-likelihood and rewards per step."""
+def figure_name(setting: Setting) -> str:
+    return f"curves-{setting[0]}-lr{setting[1]:g}.png"
+
+
+def plot_curves(replication: Replication, setting: Setting, out: Path) -> Path:
+    """Fig.-3-style panels for one judge's pairs at one learning rate: chosen and rejected log-likelihood and rewards per step."""
     figure, axes = plt.subplots(1, len(CURVES), figsize=(4.6 * len(CURVES), 4))
     for axis, (key, title, sign) in zip(axes, CURVES, strict=True):
         for objective in replication.config.objectives:
-            steps, means = step_means(replication, judge, objective, key)
+            steps, means = step_means(replication, setting, objective, key)
             axis.plot(steps, [sign * value for value in means], label=objective)
         axis.set_title(title, fontsize=10)
         axis.set_xlabel("optimizer step")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
-    figure.suptitle(f"{judge} judge's pairs (mean over {len(replication.config.seeds)} seed(s))")
+    figure.suptitle(f"{setting[0]} judge's pairs, lr {setting[1]:g} (mean over {len(replication.config.seeds)} seed(s))")
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=100)
@@ -111,14 +122,14 @@ def plot_curves(replication: Replication, judge: str, out: Path) -> Path:
 
 def likelihood_table(replication: Replication) -> list[str]:
     """The curves' endpoints: mean log-likelihood per token of chosen and rejected at the first and last step."""
-    lines = ["| judge | objective | chosen: first → last step | rejected: first → last step |", "|---|---|---|---|"]
-    for judge in replication.config.judges:
+    lines = ["| judge | lr | objective | chosen: first → last step | rejected: first → last step |", "|---|---|---|---|---|"]
+    for setting in settings(replication):
         for objective in replication.config.objectives:
             cells = []
             for key in ("nll/chosen", "nll/rejected"):
-                _, means = step_means(replication, judge, objective, key)
+                _, means = step_means(replication, setting, objective, key)
                 cells.append(f"{-means[0]:.3f} → {-means[-1]:.3f} ({-(means[-1] - means[0]):+.3f})" if means else "n/a")
-            lines.append(f"| {judge} | {objective} | " + " | ".join(cells) + " |")
+            lines.append(f"| {setting[0]} | {setting[1]:g} | {objective} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -142,25 +153,26 @@ def speed_table(replication: Replication) -> list[str]:
 
 
 def comparison_lines(replication: Replication) -> list[str]:
-    """Per judge: SynPO against each other objective on the headline metric, with the seeds' spread beside it."""
+    """Per judge and learning rate: SynPO against each other objective on the headline metric, with the seeds' spread."""
     values = metric_values(replication)
     lines = []
-    for judge in replication.config.judges:
-        synpo = values.get((judge, "synpo"), {}).get(HEADLINE_METRIC)
+    for judge, rate in settings(replication):
+        synpo = values.get((judge, rate, "synpo"), {}).get(HEADLINE_METRIC)
         if not synpo:
             continue
         synpo_mean, synpo_std = mean_std(synpo)
         for objective in replication.config.objectives:
             if objective == "synpo":
                 continue
-            other_mean, other_std = mean_std(values[(judge, objective)][HEADLINE_METRIC])
+            other_mean, other_std = mean_std(values[(judge, rate, objective)][HEADLINE_METRIC])
+            where = f"{judge} pairs, lr {rate:g}"
             if math.isnan(synpo_mean) or math.isnan(other_mean):
-                lines.append(f"- {judge} pairs, SynPO vs {objective}: no fact precision to compare (no captions stated a readable fact)")
+                lines.append(f"- {where}, SynPO vs {objective}: no fact precision to compare (no caption stated a readable fact)")
                 continue
             spread = max(std or 0.0 for std in (synpo_std, other_std))
             difference = synpo_mean - other_mean
             verdict = "within the seeds' spread" if abs(difference) <= spread else ("SynPO higher" if difference > 0 else "SynPO lower")
-            lines.append(f"- {judge} pairs, SynPO − {objective}: {difference:+.3f} fact precision (largest seed std {spread:.3f}): {verdict}")
+            lines.append(f"- {where}, SynPO − {objective}: {difference:+.3f} fact precision (largest seed std {spread:.3f}): {verdict}")
     return lines
 
 
@@ -188,7 +200,7 @@ def write_report(replication: Replication, out: Path, command: str, commit: str)
     """Write ``out`` (Markdown) and its figures into ``<out stem>/``; returns ``out``."""
     config = replication.config
     figures = out.parent / out.stem
-    images = [plot_curves(replication, judge, figures / f"curves-{judge}.png") for judge in config.judges]
+    images = [plot_curves(replication, setting, figures / figure_name(setting)) for setting in settings(replication)]
     base = replication.base_eval.metrics
     text = [
         "# Known-answer replication on CPU: SynPO vs DPO, SimPO and SFT in the toy world",
@@ -198,7 +210,7 @@ def write_report(replication: Replication, out: Path, command: str, commit: str)
         "",
         f"- command: `{command}`",
         f"- commit: `{commit}`",
-        f"- compute time: {sum(replication.part_seconds.values()) / 60:.1f} min over all parts when they ran "
+        f"- compute time: {sum(replication.part_seconds.values()) / 60:.1f} min, the sum of every part's time when it ran "
         f"(this invocation: {replication.seconds / 60:.1f} min; a rerun reuses finished parts)",
         "",
         "## Set-up",
@@ -212,7 +224,8 @@ def write_report(replication: Replication, out: Path, command: str, commit: str)
         f"(min_margin {config.pairs.judge.min_margin:g}) and by the oracle (fact F1 against the truth, min_margin {config.oracle_min_margin:g})",
         *pairs_lines(replication),
         f"- training: {config.train.steps} steps × {config.train.batch_size} pairs, LoRA r = {config.train.lora.rank}, "
-        f"lr {config.train.learning_rate:g}, seeds {config.seeds}, each objective at its default hyperparameters"
+        f"learning rates {', '.join(f'{rate:g}' for rate in config.train.learning_rates)} (every objective at each), "
+        f"seeds {config.seeds}, each objective at its default hyperparameters"
         + (f" except {config.train.hyperparameters}" if config.train.hyperparameters else ""),
         f"- evaluation: the evaluation job, greedy captions of the {config.data.heldout_videos} held-out videos, "
         "facts read from each caption and checked against the scene",

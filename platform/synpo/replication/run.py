@@ -80,9 +80,19 @@ class PartTimes:
         self.path = path
         self.seconds: dict[str, float] = json.loads(path.read_text()) if path.is_file() else {}
 
+        self.used: set[str] = set()
+
     def record(self, part: str, seconds: float) -> None:
         self.seconds[part] = seconds
         self.path.write_text(json.dumps(self.seconds, indent=1))
+
+    def use(self, part: str) -> None:
+        """Count ``part`` in this replication's total (computed now or reused)."""
+        self.used.add(part)
+
+    def total(self) -> dict[str, float]:
+        """Seconds of the parts this replication used (parts of other settings in the same output left out)."""
+        return {part: seconds for part, seconds in self.seconds.items() if part in self.used}
 
 
 def toy_videos(folder: Path, count: int, seed: int, config: ReplicateConfig, progress: bool) -> str:
@@ -113,6 +123,7 @@ def evaluate(config: ReplicateConfig, eval_set: str, model: str, adapter: str | 
     result = run_eval(EvalConfig.model_validate(eval_config.model_dump()), progress=progress)
     if not result.reused:
         times.record(f"eval {name}", time.perf_counter() - start)
+    times.use(f"eval {name}")
     return result
 
 
@@ -138,6 +149,7 @@ def replicate(config: ReplicateConfig, progress: bool = True) -> Replication:
     base = str(build_tiny_model(output / "models" / base_name, warm_start_steps=config.base.warm_start_steps, seed=config.base.seed))
     if not built:
         times.record("base model", time.perf_counter() - part_start)
+    times.use("base model")
     config.ray.init()
     base_eval = evaluate(config, heldout_set, base, None, base_name, progress, times)
 
@@ -149,6 +161,7 @@ def replicate(config: ReplicateConfig, progress: bool = True) -> Replication:
     pair_summary = run_pairs(pairs_config, progress=progress)
     if pair_summary.processed:
         times.record("pair job", times.seconds.get("pair job", 0.0) + pair_summary.wall_s)  # a resumed job adds its part
+    times.use("pair job")
     pair_sets: dict[str, PairSet] = {}
     for judge in config.judges:
         if judge == "rules":
@@ -160,7 +173,7 @@ def replicate(config: ReplicateConfig, progress: bool = True) -> Replication:
         pair_sets[judge] = judged_pairs(judge, pairs, storage)
         logger.info("%s judge: %d pairs, chosen truly better in %d", judge, len(pairs), pair_sets[judge].truly_better)
 
-    train_root = output / "train" / digest([pairs_recipe, config.oracle_min_margin, config.train.model_dump(mode="json")])
+    train_settings = config.train.model_dump(mode="json", exclude={"learning_rates"})
     runs: list[tuple[TrainingRun, EvalResult]] = []
     for judge, pair_set in pair_sets.items():
         if len(pair_set.pairs) < config.train.batch_size:
@@ -169,11 +182,14 @@ def replicate(config: ReplicateConfig, progress: bool = True) -> Replication:
                 "use more videos (data.train_videos) or a lower margin (pairs.judge.min_margin, oracle_min_margin)"
             )
         examples = decode_examples(pair_set.pairs, config.train.video, storage, progress)
-        for objective in config.objectives:
-            for seed in config.seeds:
-                name = f"{judge}-{objective}-seed{seed}"
-                run, trained = train_run(config.train, base, examples, judge, objective, seed, train_root / name, config.mlflow)
-                if trained:
-                    times.record(f"train {name}", run.seconds)
-                runs.append((run, evaluate(config, heldout_set, base, run.adapter, f"{train_root.name}/{name}", progress, times)))
-    return Replication(config, base_eval, pair_summary, pair_sets, runs, time.perf_counter() - start, dict(times.seconds))
+        for learning_rate in config.train.learning_rates:
+            train_root = output / "train" / digest([pairs_recipe, config.oracle_min_margin, {**train_settings, "learning_rate": learning_rate}])
+            for objective in config.objectives:
+                for seed in config.seeds:
+                    name = f"{judge}-{objective}-seed{seed}"
+                    run, trained = train_run(config.train, base, examples, judge, objective, seed, learning_rate, train_root / name, config.mlflow)
+                    if trained:
+                        times.record(f"train {train_root.name}/{name}", run.seconds)
+                    times.use(f"train {train_root.name}/{name}")
+                    runs.append((run, evaluate(config, heldout_set, base, run.adapter, f"{train_root.name}/{name}", progress, times)))
+    return Replication(config, base_eval, pair_summary, pair_sets, runs, time.perf_counter() - start, times.total())

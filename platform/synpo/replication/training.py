@@ -46,6 +46,7 @@ class TrainingRun:
     judge: str
     objective: str
     seed: int
+    learning_rate: float
     adapter: str
     pairs: int
     seconds: float
@@ -70,7 +71,7 @@ def decode_examples(pairs: list[dict], video: VideoSamplingConfig, storage: Stor
     ]
 
 
-def train_config(settings: ReplicationTraining, base_model: str, objective: str, seed: int) -> TrainConfig:
+def train_config(settings: ReplicationTraining, base_model: str, objective: str, seed: int, learning_rate: float) -> TrainConfig:
     """The same LoRA, steps, batch and schedule for every objective; only the objective and seed differ."""
     return TrainConfig(
         pairs="in-memory",
@@ -82,7 +83,7 @@ def train_config(settings: ReplicationTraining, base_model: str, objective: str,
         deepspeed=DeepSpeedSettings(enabled=False),
         lora=settings.lora,
         optim=OptimSettings(
-            learning_rate=settings.learning_rate,
+            learning_rate=learning_rate,
             warmup_ratio=0.1,
             effective_batch_size=settings.batch_size,
             micro_batch_size=settings.micro_batch_size,
@@ -102,6 +103,7 @@ def train_run(
     judge: str,
     objective: str,
     seed: int,
+    learning_rate: float,
     folder: Path,
     mlflow_settings: MlflowSettings,
 ) -> tuple[TrainingRun, bool]:
@@ -109,9 +111,9 @@ def train_run(
     already; returns the run and whether it was trained now."""
     result_path = folder / RESULT_FILE
     if result_path.is_file():
-        return TrainingRun(**json.loads(result_path.read_text())), False
-    logger.info("training %s with %s on the %s judge's %d pairs (seed %d)", folder.name, objective, judge, len(examples), seed)
-    config = train_config(settings, base_model, objective, seed)
+        return TrainingRun(**{"learning_rate": learning_rate, **json.loads(result_path.read_text())}), False
+    logger.info("training %s with %s at lr %g on the %s judge's %d pairs (seed %d)", folder.name, objective, learning_rate, judge, len(examples), seed)
+    config = train_config(settings, base_model, objective, seed, learning_rate)
     policy = load_policy(config, base_model)
     history: list[dict] = []
     batches = InMemoryBatches(examples, PairCollator(policy.processor, settings.max_response_tokens), config)
@@ -119,7 +121,7 @@ def train_run(
     build_trainer(config, policy, batches, hooks=LoopHooks(log=lambda metrics, step: history.append({"step": step, **metrics}))).fit()
     seconds = time.perf_counter() - start
     policy.model.save_pretrained(folder / ADAPTER_DIR)
-    run = TrainingRun(judge, objective, seed, str(folder / ADAPTER_DIR), len(examples), seconds, history)
+    run = TrainingRun(judge, objective, seed, learning_rate, str(folder / ADAPTER_DIR), len(examples), seconds, history)
     if mlflow_settings.enabled:
         run.mlflow_run_id = log_training(run, config, mlflow_settings)
     result_path.write_text(json.dumps(asdict(run), indent=1))  # last: its presence means the run is complete
@@ -134,8 +136,8 @@ def log_training(run: TrainingRun, config: TrainConfig, settings: MlflowSettings
     client = mlflow.MlflowClient(settings.tracking_uri)
     experiment = client.get_experiment_by_name(settings.experiment)
     experiment_id = experiment.experiment_id if experiment else client.create_experiment(settings.experiment, artifact_location=settings.artifact_location)
-    tags = {"synpo.job": "replicate.train", "synpo.judge": run.judge, "synpo.objective": run.objective, "synpo.seed": str(run.seed)}
-    mlflow_run = client.create_run(experiment_id, run_name=f"train-{run.judge}-{run.objective}-seed{run.seed}", tags=tags)
+    tags = {"synpo.job": "replicate.train", "synpo.judge": run.judge, "synpo.objective": run.objective, "synpo.seed": str(run.seed), "synpo.learning_rate": f"{run.learning_rate:g}"}
+    mlflow_run = client.create_run(experiment_id, run_name=f"train-{run.judge}-{run.objective}-lr{run.learning_rate:g}-seed{run.seed}", tags=tags)
     run_id = mlflow_run.info.run_id
     params = {
         "objective": config.objective,
