@@ -39,7 +39,7 @@ test-vllm: setup vllm-venv
 # SYNPO_REQUIRE_VLLM=1: the judge's test against a real vLLM server fails (never skips) without the venv.
 test: setup test-vllm
 	SYNPO_TINY_TEXT_MODEL=$(VLLM_MODELS)/tiny-text SYNPO_VLLM_VENV=$(VLLM_VENV) SYNPO_REQUIRE_VLLM=1 \
-		$(PY) -m pytest tests --ignore=tests/vllm_cpu
+		$(PY) -m pytest tests --ignore=tests/vllm_cpu --durations=15
 
 lint: setup
 	$(VENV)/bin/ruff check platform tests jobs serve bench

@@ -196,6 +196,14 @@ def pairs_lines(replication: Replication) -> list[str]:
     return lines
 
 
+def kinds_line(metrics: dict[str, float]) -> str:
+    """``shape 0.82, colour 0.11, …``: precision per kind of fact, for the kinds the captions stated."""
+    from synpo.toy.facts import KINDS
+
+    present = [(kind, metrics[f"facts/precision/{kind}"]) for kind in KINDS if f"facts/precision/{kind}" in metrics]
+    return ", ".join(f"{kind} {value:.2f}" for kind, value in present) or "no fact stated"
+
+
 def write_report(replication: Replication, out: Path, command: str, commit: str) -> Path:
     """Write ``out`` (Markdown) and its figures into ``<out stem>/``; returns ``out``."""
     config = replication.config
@@ -216,7 +224,8 @@ def write_report(replication: Replication, out: Path, command: str, commit: str)
         "## Set-up",
         "",
         f"- base model: the tiny toy VLM warm-started for {config.base.warm_start_steps} supervised steps on true toy captions "
-        f"(fact precision {base.get('facts/precision', math.nan):.3f}, recall {base.get('facts/recall', math.nan):.3f} on the held-out videos)",
+        f"(fact precision {base.get('facts/precision', math.nan):.3f}, recall {base.get('facts/recall', math.nan):.3f} on the held-out videos; "
+        f"precision per kind of fact: {kinds_line(base)})",
         f"- videos: {config.data.train_videos} for pair generation, {config.data.heldout_videos} held out, "
         f"{config.data.min_duration_s}–{config.data.max_duration_s} s",
         f"- candidates: the pair job (HF engine), mode `{config.pairs.candidates.mode}`, n = {config.pairs.candidates.sampling.n}, "
