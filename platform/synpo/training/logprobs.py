@@ -21,6 +21,7 @@ import torch
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from synpo.training.collate import IGNORE_INDEX, PairBatch
+from synpo.training.model import is_vision_name
 
 
 class ChunkedTokenLogProbs(torch.autograd.Function):
@@ -74,7 +75,7 @@ class ResponseLogps:
 
 
 def vision_is_frozen(model: torch.nn.Module) -> bool:
-    return not any(parameter.requires_grad for name, parameter in model.named_parameters() if ".visual." in name)
+    return not any(parameter.requires_grad for name, parameter in model.named_parameters() if is_vision_name(name))
 
 
 def encode_videos(model: torch.nn.Module, batch: PairBatch) -> tuple[torch.Tensor, ...]:

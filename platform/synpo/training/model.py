@@ -33,28 +33,53 @@ def load_base(model_dir: str | Path, dtype: torch.dtype = torch.float32):
     return AutoModelForCausalLM.from_pretrained(path, dtype=dtype), AutoTokenizer.from_pretrained(path)
 
 
-def add_lora(model: torch.nn.Module, settings: LoraSettings) -> torch.nn.Module:
-    """Freeze the base, add LoRA to ``settings.target_modules``; optionally unfreeze the vision tower.
+# A video VLM (Qwen2-VL family, LLaVA family) is ``XForConditionalGeneration(model=XModel(language_model=...,
+# <vision side>), lm_head)``; the vision side is every other part of the inner model: Qwen's ``visual`` (tower
+# and merger), LLaVA's ``vision_tower``, ``multi_modal_projector`` and ``image_newline``.
+LANGUAGE_MODEL = "model.language_model."
+VISION_SIDE = r"model\.(?!language_model\.).*"  # module names peft must never wrap (full match)
+PEFT_PREFIX = "base_model.model."
 
-    With ``settings.enabled = False`` nothing is wrapped: the language model is trained in full
-    (the vision tower only if ``train_vision_tower``).
+
+def is_vlm(model: torch.nn.Module) -> bool:
+    """Whether ``model`` (or the model under a peft wrapper) has a vision side beside its language model."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return hasattr(getattr(base, "model", None), "language_model")
+
+
+def is_vision_name(name: str) -> bool:
+    """Whether a VLM's parameter or module name (peft's ``base_model.model.`` prefix allowed) is on its vision side."""
+    name = name.removeprefix(PEFT_PREFIX)
+    return name.startswith("model.") and not name.startswith(LANGUAGE_MODEL)
+
+
+def add_lora(model: torch.nn.Module, settings: LoraSettings) -> torch.nn.Module:
+    """Freeze the base, add LoRA to ``settings.target_modules`` of the language model; optionally unfreeze the vision side.
+
+    Adapters go on the language model only, whatever the family: Qwen2.5-VL's vision MLPs are also
+    called ``gate_proj``/``up_proj``/``down_proj`` and LLaVA's SigLIP/CLIP attention ``q_proj``/``k_proj``/
+    ``v_proj``, and an adapter there would unfreeze the vision tower (and make the "adapters off"
+    reference reuse adapted video features). With ``settings.enabled = False`` nothing is wrapped:
+    the language model is trained in full (the vision side only if ``train_vision_tower``).
     """
+    vlm = is_vlm(model)
     if not settings.enabled:
         for name, parameter in model.named_parameters():
-            parameter.requires_grad_(settings.train_vision_tower or ".visual." not in f".{name}")
+            parameter.requires_grad_(settings.train_vision_tower or not (vlm and is_vision_name(name)))
         return model
     config = LoraConfig(
         r=settings.rank,
         lora_alpha=settings.alpha,
         lora_dropout=settings.dropout,
         target_modules=settings.target_modules,
+        exclude_modules=VISION_SIDE if vlm else None,
         bias="none",
         task_type="CAUSAL_LM",
     )
     peft_model = get_peft_model(model, config)
-    if settings.train_vision_tower:
+    if settings.train_vision_tower and vlm:
         for name, parameter in peft_model.named_parameters():
-            if ".visual." in name:
+            if is_vision_name(name):
                 parameter.requires_grad_(True)
     return peft_model
 
