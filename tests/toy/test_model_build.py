@@ -170,3 +170,25 @@ def test_jobs_accept_a_finished_toy_model_and_a_complete_user_model(tmp_path, ti
     shutil.copytree(tiny_text_lm, user_model)
     (user_model / RECIPE_FILE).unlink()
     job_check(user_model)
+
+
+def test_each_family_is_its_own_recipe(tmp_path, capsys):
+    """A Qwen2.5-VL build is a Qwen2.5-VL model with its own processor, and a folder of one family is rebuilt
+    (never reused) when another family is asked for; a text model or an unknown family is refused by name."""
+    from transformers import AutoConfig, AutoProcessor
+
+    from synpo.errors import BadArgument
+    from synpo.toy.model import is_built, toy_recipe
+
+    out = tmp_path / "tiny"
+    assert main(["toy", "model", "--out", str(out), "--family", "qwen2.5-vl"]) == 0
+    assert "(qwen2.5-vl)" in capsys.readouterr().out
+    assert AutoConfig.from_pretrained(out).model_type == "qwen2_5_vl"
+    assert type(AutoProcessor.from_pretrained(out)).__name__ == "Qwen2_5_VLProcessor"
+    assert toy_recipe(out)["family"] == "qwen2.5-vl" and is_built(out, "vlm", 0, family="qwen2.5-vl") and not is_built(out, "vlm", 0)
+    build_tiny_model(out)  # the default family: a different recipe, so rebuilt in place
+    assert AutoConfig.from_pretrained(out).model_type == "qwen2_vl" and "family" not in toy_recipe(out)
+    with pytest.raises(BadArgument, match="unknown model family 'llava'"):
+        build_tiny_model(tmp_path / "x", family="llava")
+    with pytest.raises(BadArgument, match="family='qwen2.5-vl' is a video VLM"):
+        build_tiny_model(tmp_path / "y", kind="text", family="qwen2.5-vl")

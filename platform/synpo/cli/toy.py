@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from synpo.toy.families import DEFAULT_FAMILY, FAMILIES
 from synpo.toy.videos import ToyVideoSpec, write_toy_videos
 
 
@@ -17,8 +18,8 @@ def _videos(args: argparse.Namespace) -> int:
 def _model(args: argparse.Namespace) -> int:
     from synpo.toy.model import build_tiny_model
 
-    path = build_tiny_model(args.out, kind=args.kind, seed=args.seed, force=args.force, warm_start_steps=args.warm_start_steps)
-    print(f"tiny {args.kind} model ready at {path}")
+    path = build_tiny_model(args.out, kind=args.kind, seed=args.seed, force=args.force, warm_start_steps=args.warm_start_steps, family=args.family)
+    print(f"tiny {args.kind} model ({args.family if args.kind == 'vlm' else 'qwen2'}) ready at {path}")
     return 0
 
 
@@ -37,10 +38,11 @@ def register(commands: argparse._SubParsersAction) -> argparse._SubParsersAction
     videos.add_argument("--max-duration-s", type=int, default=40, help="longest video, seconds")
     videos.set_defaults(handler=_videos)
 
-    model = sub.add_parser("model", help="build a tiny Qwen2-VL (vlm) or Qwen2 (text) model folder offline")
+    model = sub.add_parser("model", help="build a tiny Qwen2-VL / Qwen2.5-VL (vlm) or Qwen2 (text) model folder offline")
     model.add_argument("--out", required=True, help="output folder")
     model.add_argument("--kind", choices=("vlm", "text"), default="vlm", help="video VLM or text-only LM")
     model.add_argument("--seed", type=int, default=0, help="weight-initialisation seed")
+    model.add_argument("--family", choices=FAMILIES, default=DEFAULT_FAMILY, help="VLM only: the video VLM architecture")
     model.add_argument(
         "--force", action="store_true",
         help="rebuild even if the folder holds this recipe already; also rebuilds a half-built folder (no synpo_toy_model.json), replacing it",

@@ -23,6 +23,9 @@ from typing import Literal
 import torch
 from transformers import (
     GenerationConfig,
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
+    Qwen2_5_VLProcessor,
     Qwen2Config,
     Qwen2ForCausalLM,
     Qwen2VLConfig,
@@ -34,6 +37,7 @@ from transformers import (
 
 from synpo.errors import BadArgument, ModelNotFound
 from synpo.models import fill_into_place, folder_lock
+from synpo.toy.families import DEFAULT_FAMILY, FAMILIES
 from synpo.toy.tokenizer import (
     IM_END,
     IMAGE_PAD,
@@ -73,8 +77,8 @@ def _text_settings(vocab_size: int, bos_id: int, eos_id: int, pad_id: int) -> di
     }
 
 
-def _recipe(kind: ModelKind, seed: int, warm_start_steps: int) -> dict:
-    return {
+def _recipe(kind: ModelKind, seed: int, warm_start_steps: int, family: str = DEFAULT_FAMILY) -> dict:
+    recipe = {
         "kind": kind,
         "seed": seed,
         "version": RECIPE_VERSION,
@@ -82,6 +86,7 @@ def _recipe(kind: ModelKind, seed: int, warm_start_steps: int) -> dict:
         "layers": TEXT_LAYERS,
         "warm_start_steps": warm_start_steps,
     }
+    return recipe if family == DEFAULT_FAMILY else {**recipe, "family": family}  # Qwen2-VL recipes of earlier builds stay valid
 
 
 def toy_recipe(path: str | Path) -> dict | None:
@@ -90,67 +95,79 @@ def toy_recipe(path: str | Path) -> dict | None:
     return json.loads(recipe_path.read_text()) if recipe_path.is_file() else None
 
 
-def is_built(out: str | Path, kind: ModelKind, seed: int, warm_start_steps: int = 0) -> bool:
-    return toy_recipe(out) == _recipe(kind, seed, warm_start_steps)
+def is_built(out: str | Path, kind: ModelKind, seed: int, warm_start_steps: int = 0, family: str = DEFAULT_FAMILY) -> bool:
+    return toy_recipe(out) == _recipe(kind, seed, warm_start_steps, family)
 
 
 def build_tiny_model(
-    out: str | Path, kind: ModelKind = "vlm", seed: int = 0, force: bool = False, warm_start_steps: int = 0
+    out: str | Path, kind: ModelKind = "vlm", seed: int = 0, force: bool = False, warm_start_steps: int = 0, family: str = DEFAULT_FAMILY
 ) -> Path:
     """Build the tiny model folder at ``out`` (reused if already built with this recipe); returns its path.
 
     ``warm_start_steps > 0`` (VLM only) then fine-tunes it on toy-world captions
     (:func:`synpo.toy.warmstart.warm_start`) so it writes caption-like text instead of token soup.
+    ``family`` picks the video VLM's architecture (``qwen2-vl``, ``qwen2.5-vl``); the tokenizer,
+    sizes and processor settings are the same for every family.
     A finished toy model of another recipe is replaced; a folder that holds no finished toy model
     (an interrupted build, or another model) is refused unless ``force``.
     """
     out = Path(out)
     if warm_start_steps and kind != "vlm":
         raise BadArgument(f"warm start is for the video model; kind={kind!r} takes warm_start_steps=0, got {warm_start_steps}")
-    if not force and is_built(out, kind, seed, warm_start_steps):
+    if family not in FAMILIES:
+        raise BadArgument(f"unknown model family {family!r}; choose one of {', '.join(FAMILIES)}")
+    if family != DEFAULT_FAMILY and kind != "vlm":
+        raise BadArgument(f"family={family!r} is a video VLM; kind={kind!r} builds the text model (family {DEFAULT_FAMILY})")
+    recipe_wanted = _recipe(kind, seed, warm_start_steps, family)
+    if not force and toy_recipe(out) == recipe_wanted:
         return out  # the marker is only ever in a finished folder, so no lock is needed to reuse it
     out.parent.mkdir(parents=True, exist_ok=True)
     with folder_lock(out):
         recipe = toy_recipe(out)
-        if not force and recipe == _recipe(kind, seed, warm_start_steps):
+        if not force and recipe == recipe_wanted:
             return out
         if not force and recipe is None and out.exists() and any(out.iterdir()):  # an empty folder is fine to build into
             raise ModelNotFound(
                 f"{str(out)!r} holds no finished toy model (an interrupted build, or another model): "
                 "delete it, or rebuild it with `synpo toy model --force`"
             )
-        fill_into_place(out, lambda folder: _write_model(folder, kind, seed, warm_start_steps))
+        fill_into_place(out, lambda folder: _write_model(folder, kind, seed, warm_start_steps, family))
     return out
 
 
-def _write_model(out: Path, kind: ModelKind, seed: int, warm_start_steps: int) -> None:
+def _vision_settings(family: str) -> dict:
+    """The vision tower's config: the same patching and merge for every family, each in its own field names."""
+    common = {"depth": VISION_DEPTH, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2}
+    if family == "qwen2.5-vl":  # SwiGLU MLPs (gate/up/down_proj: the names the LM's projections have too), window attention
+        return {**common, "hidden_size": VISION_EMBED, "intermediate_size": 2 * VISION_EMBED, "num_heads": VISION_EMBED // HEAD_DIM,
+                "out_hidden_size": HIDDEN_SIZE, "window_size": 112, "fullatt_block_indexes": [VISION_DEPTH - 1]}  # fmt: skip
+    return {**common, "embed_dim": VISION_EMBED, "hidden_size": HIDDEN_SIZE, "num_heads": VISION_EMBED // HEAD_DIM, "mlp_ratio": 2}
+
+
+def _write_model(out: Path, kind: ModelKind, seed: int, warm_start_steps: int, family: str = DEFAULT_FAMILY) -> None:
     """Write the whole model folder into the (new, empty) folder ``out``, the recipe marker last."""
     tokenizer = train_tokenizer()
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in (IM_END, PAD_TOKEN, VISION_START, VISION_END, IMAGE_PAD, VIDEO_PAD)}
     text = _text_settings(len(tokenizer), bos_id=ids[PAD_TOKEN], eos_id=ids[IM_END], pad_id=ids[PAD_TOKEN])
     torch.manual_seed(seed)
     if kind == "vlm":
-        config = Qwen2VLConfig(
+        config_class, model_class, processor_class = (
+            (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor)
+            if family == "qwen2.5-vl"
+            else (Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor)
+        )
+        config = config_class(
             text_config={**text, "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [8, 12, 12]}},
-            vision_config={
-                "depth": VISION_DEPTH,
-                "embed_dim": VISION_EMBED,
-                "hidden_size": HIDDEN_SIZE,
-                "num_heads": VISION_EMBED // HEAD_DIM,
-                "mlp_ratio": 2,
-                "patch_size": 14,
-                "spatial_merge_size": 2,
-                "temporal_patch_size": 2,
-            },
+            vision_config=_vision_settings(family),
             image_token_id=ids[IMAGE_PAD],
             video_token_id=ids[VIDEO_PAD],
             vision_start_token_id=ids[VISION_START],
             vision_end_token_id=ids[VISION_END],
             tie_word_embeddings=False,
         )
-        model = Qwen2VLForConditionalGeneration(config)
+        model = model_class(config)
         size = {"shortest_edge": MIN_PIXELS, "longest_edge": MAX_PIXELS}
-        processor = Qwen2VLProcessor(
+        processor = processor_class(
             image_processor=Qwen2VLImageProcessor(size=size),
             video_processor=Qwen2VLVideoProcessor(size=size, cap_pixels_per_frame=True),
             tokenizer=tokenizer,
@@ -173,4 +190,4 @@ def _write_model(out: Path, kind: ModelKind, seed: int, warm_start_steps: int) -
         from synpo.toy.warmstart import warm_start
 
         warm_start(out, steps=warm_start_steps, seed=seed)
-    (out / RECIPE_FILE).write_text(json.dumps(_recipe(kind, seed, warm_start_steps), indent=1))
+    (out / RECIPE_FILE).write_text(json.dumps(_recipe(kind, seed, warm_start_steps, family), indent=1))
