@@ -62,11 +62,12 @@ class TrainingRun:
 
 def decode_examples(pairs: list[dict], video: VideoSamplingConfig, storage: Storage, progress: bool = True) -> list[PairExample]:
     """The pairs as training examples, each distinct video sampled once."""
-    frames: dict[str, object] = {}
-    for uri in tqdm(sorted({row["video"] for row in pairs}), desc="decode pair videos", disable=not progress):
-        frames[uri] = sample_video(storage.local_path_or_bytes(uri), uri, video).frames
+    sampled = {uri: sample_video(storage.local_path_or_bytes(uri), uri, video) for uri in tqdm(sorted({row["video"] for row in pairs}), desc="decode pair videos", disable=not progress)}
     return [
-        PairExample(pair_id=row["pair_id"], prompt=row["prompt"], chosen=row["chosen"], rejected=row["rejected"], frames=frames[row["video"]])
+        PairExample(
+            pair_id=row["pair_id"], prompt=row["prompt"], chosen=row["chosen"], rejected=row["rejected"],
+            frames=sampled[row["video"]].frames, video_metadata=sampled[row["video"]].processor_metadata(),
+        )  # fmt: skip
         for row in pairs
     ]
 

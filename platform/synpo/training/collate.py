@@ -29,6 +29,7 @@ class PairExample:
     chosen: str
     rejected: str
     frames: np.ndarray | None = None  # [N, H, W, 3] uint8; None for text-only models
+    video_metadata: dict | None = None  # SampledVideo.processor_metadata(): the frames' real times
     ref_chosen_logp: float | None = None
     ref_rejected_logp: float | None = None
 
@@ -42,6 +43,7 @@ class PairBatch:
     mm_token_type_ids: torch.Tensor | None = None  # [2B, T] (video models)
     pixel_values_videos: torch.Tensor | None = None  # patches of the B videos (once each)
     video_grid_thw: torch.Tensor | None = None  # [B, 3]
+    second_per_grid_ts: torch.Tensor | None = None  # [B], seconds per temporal patch (Qwen2.5-VL's time positions)
     ref_chosen_logp: torch.Tensor | None = None  # [B], when precomputed
     ref_rejected_logp: torch.Tensor | None = None
 
@@ -77,7 +79,8 @@ class PairCollator:
                 raise PairSchemaError(f"pair {example.pair_id!r}: a video model needs frames")
             messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": example.prompt}]}]
             text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            return self.processor(text=[text], videos=[list(example.frames)], return_tensors="pt", do_sample_frames=False)
+            metadata = {"video_metadata": [example.video_metadata]} if example.video_metadata is not None else {}
+            return self.processor(text=[text], videos=[list(example.frames)], return_tensors="pt", do_sample_frames=False, **metadata)
         messages = [{"role": "user", "content": example.prompt}]
         ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
         return {"input_ids": torch.tensor([ids])}
@@ -114,6 +117,8 @@ class PairCollator:
             batch.mm_token_type_ids = pad(types, 0)
             batch.pixel_values_videos = torch.cat([prompt["pixel_values_videos"] for prompt in prompts])
             batch.video_grid_thw = torch.cat([prompt["video_grid_thw"] for prompt in prompts])
+            if all("second_per_grid_ts" in prompt for prompt in prompts):  # Qwen2.5-VL
+                batch.second_per_grid_ts = torch.tensor([float(prompt["second_per_grid_ts"][0]) for prompt in prompts])
         if all(example.ref_chosen_logp is not None and example.ref_rejected_logp is not None for example in examples):
             batch.ref_chosen_logp = torch.tensor([example.ref_chosen_logp for example in examples], dtype=torch.float32)
             batch.ref_rejected_logp = torch.tensor([example.ref_rejected_logp for example in examples], dtype=torch.float32)

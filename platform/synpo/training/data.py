@@ -41,15 +41,17 @@ class PairDataset(Dataset):
 
     def __getitem__(self, index: int) -> PairExample:
         row = self.rows[index]
-        frames = None
+        frames = metadata = None
         if self.video is not None:
-            frames = sample_video(self.storage.local_path_or_bytes(row["video"]), row["video"], self.video).frames
+            sampled = sample_video(self.storage.local_path_or_bytes(row["video"]), row["video"], self.video)
+            frames, metadata = sampled.frames, sampled.processor_metadata()
         return PairExample(
             pair_id=row["pair_id"],
             prompt=row["prompt"],
             chosen=row["chosen"],
             rejected=row["rejected"],
             frames=frames,
+            video_metadata=metadata,
             ref_chosen_logp=row.get("ref_chosen_logp"),
             ref_rejected_logp=row.get("ref_rejected_logp"),
         )

@@ -105,6 +105,8 @@ def response_logps(
     if batch.pixel_values_videos is not None:
         inputs["mm_token_type_ids"] = batch.mm_token_type_ids
         inputs["video_grid_thw"] = batch.video_grid_thw.repeat(2, 1)  # [2B, 3]: chosen then rejected
+        if batch.second_per_grid_ts is not None:
+            inputs["second_per_grid_ts"] = batch.second_per_grid_ts.repeat(2)  # [2B]
         if encode_video_once:
             features = video_features if video_features is not None else encode_videos(model, batch)
             inputs["mm_encoder_outputs"] = {"video": BaseModelOutputWithPooling(pooler_output=features + features)}

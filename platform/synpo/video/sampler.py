@@ -63,6 +63,25 @@ class SampledVideo:
     clips: list[Clip] = field(default_factory=list)
     stats: DecodeStats = field(default_factory=DecodeStats)
 
+    def processor_metadata(self) -> dict:
+        """The sampled frames' place in the source, as Hugging Face processors read it (``video_metadata``).
+
+        With it a processor knows the frames' real times: Qwen2.5-VL's ``second_per_grid_ts`` is
+        ``temporal_patch_size / sampled_fps`` with ``sampled_fps = len(frames_indices) / total_num_frames * fps``
+        (= frames / duration for our uniform sampling), Qwen3-VL's timestamps are ``frames_indices / fps``.
+        Without it a processor assumes a frame rate (24 fps in transformers) that has nothing to do with the video.
+        """
+        fps = self.info.fps
+        total = self.info.num_frames or max(1, round(self.info.duration_s * fps))
+        return {
+            "total_num_frames": total,
+            "fps": fps,
+            "duration": self.info.duration_s,
+            "width": self.info.width,
+            "height": self.info.height,
+            "frames_indices": [min(total - 1, round(time_s * fps)) for time_s in self.timestamps_s],
+        }
+
     @property
     def sparse_frames(self) -> np.ndarray:
         """``[ceil(N / divisor), H, W, 3]``: the frames the sparse CD branch sees (a subset of ``frames``)."""
