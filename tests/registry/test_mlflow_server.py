@@ -226,7 +226,8 @@ def test_serving_loads_the_registered_version_from_the_server_and_captions(serve
     assert model.version == trained.model_version and model.adapter is not None
     assert str(model.base_model).startswith(str(root / "serve-cache"))  # the base bundled in the version, not the training folder
     video = sorted((root / "videos").glob("*.mp4"))[0]
-    frames = decode_checked(video.read_bytes(), video.name, model.video, settings.limits)
-    ((candidate,),) = model.caption([CaptionJob(frames, model.prompt, SamplingParams(n=1, temperature=0.0, max_new_tokens=model.max_new_tokens))])
+    frames, duration_s = decode_checked(video.read_bytes(), video.name, model.video, settings.limits)
+    params = SamplingParams(n=1, temperature=0.0, max_new_tokens=model.max_new_tokens)
+    ((candidate,),) = model.caption([CaptionJob(frames, model.prompt, params, duration_s=duration_s)])
     assert candidate.text.strip()
     assert not (root / "decoy.db").exists() and local_artifact_stores(root) == []

@@ -76,6 +76,7 @@ def _caption(args: argparse.Namespace) -> int:
         prompt=config.prompt,
         frames=sampled.frames,
         sparse_frames=sampled.sparse_frames,
+        duration_s=sampled.info.duration_s,
         params=config.sampling,
         mode=config.mode,
         contrastive=config.contrastive,

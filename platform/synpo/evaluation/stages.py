@@ -30,7 +30,9 @@ CAPTIONS = pa.schema(
         pa.field("failure", pa.string()),  # "decode: VideoError: ..." or null
     ]
 )
-DECODED = pa.schema([*[CAPTIONS.field(name) for name in ("video_id", "video", "prompt", "failure")], pa.field("frames", pa.binary())])
+DECODED = pa.schema(
+    [*[CAPTIONS.field(name) for name in ("video_id", "video", "prompt", "failure")], pa.field("frames", pa.binary()), pa.field("duration_s", pa.float64())]
+)
 
 
 class DecodeStage:
@@ -43,8 +45,8 @@ class DecodeStage:
         rows = []
         for row in batch.to_pylist():
             try:
-                frames = sample_video(self.storage.local_path_or_bytes(row["video"]), row["video"], self.video).frames
-                rows.append({**row, "frames": pack_array(frames)})
+                sampled = sample_video(self.storage.local_path_or_bytes(row["video"]), row["video"], self.video)
+                rows.append({**row, "frames": pack_array(sampled.frames), "duration_s": sampled.info.duration_s})
             except (VideoError, StorageError, FileNotFoundError) as error:
                 rows.append({**row, "failure": f"decode: {type(error).__name__}: {error}"})
         return to_table(rows, DECODED)
@@ -60,7 +62,10 @@ class CaptionStage:
     def __call__(self, batch: pa.Table) -> pa.Table:
         rows = batch.to_pylist()
         decoded = [row for row in rows if row["failure"] is None]
-        requests = [CaptionRequest(row["video_id"], row["prompt"], frames=unpack_array(row["frames"]), params=self.params) for row in decoded]
+        requests = [
+            CaptionRequest(row["video_id"], row["prompt"], frames=unpack_array(row["frames"]), params=self.params, duration_s=row["duration_s"])
+            for row in decoded
+        ]
         results = {result.request_id: result.candidates[0] for result in self.engine.generate(requests)} if requests else {}
         out = []
         for row in rows:

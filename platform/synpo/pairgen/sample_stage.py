@@ -56,6 +56,8 @@ def video_requests(row: dict, settings: SampleStageSettings) -> list[CaptionRequ
     """The clip requests (in clip order) then the candidates request of one decoded row."""
     clip_params = SamplingParams(n=1, temperature=0.0, max_new_tokens=settings.clips.max_new_tokens)
     clip_mode = "retrospective" if settings.clips.refine else "plain"
+    clips = unpack_array(row["clip_frames"])
+    clip_duration = row["duration_s"] / len(clips) if row["duration_s"] else None  # the clips split the video evenly
     requests = [
         CaptionRequest(
             request_id=f"{row['video_id']}/clip-{index}",
@@ -64,8 +66,9 @@ def video_requests(row: dict, settings: SampleStageSettings) -> list[CaptionRequ
             params=clip_params,
             mode=clip_mode,
             refine_template=settings.candidates.refine_template,
+            duration_s=clip_duration,
         )
-        for index, clip_frames in enumerate(unpack_array(row["clip_frames"]))
+        for index, clip_frames in enumerate(clips)
     ]
     candidates = settings.candidates
     requests.append(
@@ -74,6 +77,7 @@ def video_requests(row: dict, settings: SampleStageSettings) -> list[CaptionRequ
             prompt=row["prompt"],
             frames=unpack_array(row["frames"]),
             sparse_frames=unpack_array(row["sparse_frames"]),
+            duration_s=row["duration_s"],
             params=candidates.sampling.model_copy(update={"seed": video_seed(settings.seed, row["video_id"])}),
             mode=candidates.mode,
             contrastive=candidates.contrastive,

@@ -70,11 +70,13 @@ class SparseBranch:
 
     def _prefill(self) -> torch.Tensor:
         inputs = self.inputs
+        times = {"second_per_grid_ts": inputs["second_per_grid_ts"]} if "second_per_grid_ts" in inputs else {}  # Qwen2.5-VL
         position_ids, rope_deltas = self.rope_index(
             inputs["input_ids"],
             mm_token_type_ids=inputs["mm_token_type_ids"],
             video_grid_thw=inputs["video_grid_thw"],
             attention_mask=inputs["attention_mask"],
+            **times,
         )  # [3, P, L], [P, 1]
         self.cache = DynamicCache()
         output = self.model(**inputs, position_ids=position_ids, past_key_values=self.cache, use_cache=True, logits_to_keep=1)

@@ -19,6 +19,7 @@ the HF and vLLM engines be compared on the same weights. A LoRA adapter is appli
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,6 +104,8 @@ class HFEngine:
             self.base_model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
         self.tokenizer.padding_side = "left"  # generation continues on the right
         self.model = self.base_model.to(self.device).eval()
+        # Qwen2.5-VL places video tokens in time: seconds per temporal patch of each video
+        self.takes_frame_times = "second_per_grid_ts" in inspect.signature(type(self.base_model).forward).parameters
         if adapter is not None:
             self.add_adapter(DEFAULT_ADAPTER, adapter)
         defaults = self.base_model.generation_config
@@ -152,10 +155,14 @@ class HFEngine:
             for text in instructions
         ]
 
-    def _video_inputs(self, texts: list[str], videos: list[np.ndarray], video_of_text: list[int]) -> dict:
+    def _video_inputs(
+        self, texts: list[str], videos: list[np.ndarray], video_of_text: list[int], durations: list[float | None] | None = None
+    ) -> dict:
         """Inputs for ``texts``, text i showing ``videos[video_of_text[i]]``: each distinct video is preprocessed
         and run through the vision tower ONCE, its features reaching every row that shows it through
-        ``mm_encoder_outputs``; each placeholder is expanded to its video's token count, as the processor would."""
+        ``mm_encoder_outputs``; each placeholder is expanded to its video's token count, as the processor would.
+        ``durations[v]``: how long video v's frames span, for models that place frames in time
+        (``second_per_grid_ts = temporal_patch_size * duration / frames``, as their processor computes it)."""
         if not self.is_vlm:
             raise BadArgument("this model is a text LM; it takes no video frames")
         video = self.processor.video_processor(videos=[list(frames) for frames in videos], return_tensors="pt", do_sample_frames=False)
@@ -166,24 +173,29 @@ class HFEngine:
         inputs = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
         features = self.base_model.model.get_video_features(video["pixel_values_videos"].to(self.device), grids, return_dict=True)
         per_video = tuple(features.pooler_output)  # one [tokens, hidden] tensor per video
-        return {
+        result = {
             **inputs,
             "mm_token_type_ids": (inputs["input_ids"] == self.processor.video_token_id).long() * VIDEO_TOKEN_TYPE,
             "video_grid_thw": grids[video_of_text],  # [P, 3]
             "mm_encoder_outputs": {"video": BaseModelOutputWithPooling(pooler_output=tuple(per_video[index] for index in video_of_text))},
         }
+        if self.takes_frame_times and durations is not None and all(duration for duration in durations):
+            patch = self.processor.video_processor.temporal_patch_size
+            seconds = [patch * durations[index] / len(videos[index]) for index in video_of_text]
+            result["second_per_grid_ts"] = torch.tensor(seconds, device=self.device)  # [P]
+        return result
 
-    def encode(self, instructions: list[str], frames: np.ndarray | None) -> dict:
+    def encode(self, instructions: list[str], frames: np.ndarray | None, duration_s: float | None = None) -> dict:
         """Model inputs for a batch of instructions that share one video (``frames`` ``[N, H, W, 3]``).
 
         The video is preprocessed and run through the vision tower ONCE (the refinement pass has one
         prompt per candidate, all on the same video). The result goes to ``generate`` or the model's
-        forward as keywords.
+        forward as keywords. ``duration_s``: how long the frames span (see :meth:`_video_inputs`).
         """
         texts = self._chat_texts(instructions, frames is not None)
         if frames is None:
             return self.tokenizer(texts, return_tensors="pt", padding=True).to(self.device)
-        return self._video_inputs(texts, [frames], [0] * len(texts))
+        return self._video_inputs(texts, [frames], [0] * len(texts), [duration_s])
 
     @staticmethod
     def sparse_frames(request: CaptionRequest) -> np.ndarray:
@@ -214,7 +226,7 @@ class HFEngine:
         params: SamplingParams,
         contrastive: ContrastiveSettings | None,
     ) -> list[Candidate]:
-        inputs = self.encode(instructions, request.frames)
+        inputs = self.encode(instructions, request.frames, request.duration_s)
         processors: list[LogitsProcessor] = []
         recorder = TokenLogprobRecorder() if params.logprobs else None
         if recorder is not None:
@@ -225,7 +237,7 @@ class HFEngine:
                     "contrastive decoding is implemented for Qwen2-VL-family models (3-D rotary positions); "
                     f"this model is {self.base_model.config.model_type!r}"
                 )
-            sparse_inputs = self.encode(instructions, self.sparse_frames(request))
+            sparse_inputs = self.encode(instructions, self.sparse_frames(request), request.duration_s)  # fewer frames, same span
             branch = SparseBranch(self.model, self.base_model.model.get_rope_index, sparse_inputs, samples_per_instruction)
             processors.append(ContrastiveLogitsProcessor(branch, contrastive.alpha, contrastive.cutoff))
         if params.seed is not None:
@@ -259,17 +271,19 @@ class HFEngine:
         return spec.params.greedy and spec.contrastive is None and spec.request.frames is not None and spec.samples_per_instruction == 1
 
     @torch.inference_mode()
-    def _greedy_videos(self, items: list[tuple[str, np.ndarray]], params: SamplingParams) -> list[Candidate]:
-        """One greedy candidate per ``(instruction, frames)``, all in one ``generate``."""
+    def _greedy_videos(self, items: list[tuple[str, np.ndarray, float | None]], params: SamplingParams) -> list[Candidate]:
+        """One greedy candidate per ``(instruction, frames, duration_s)``, all in one ``generate``."""
         videos: list[np.ndarray] = []
+        durations: list[float | None] = []
         video_of_text = []
-        for _, frames in items:
+        for _, frames, duration_s in items:
             known = next((index for index, video in enumerate(videos) if video is frames), None)
             if known is None:
                 videos.append(frames)
+                durations.append(duration_s)
                 known = len(videos) - 1
             video_of_text.append(known)
-        inputs = self._video_inputs(self._chat_texts([instruction for instruction, _ in items], True), videos, video_of_text)
+        inputs = self._video_inputs(self._chat_texts([instruction for instruction, _, _ in items], True), videos, video_of_text, durations)
         recorder = TokenLogprobRecorder() if params.logprobs else None
         sequences = self.model.generate(
             **inputs, generation_config=self.generation_config(params, 1), logits_processor=[recorder] if recorder else []
@@ -292,7 +306,9 @@ class HFEngine:
             else:
                 results[index] = self.run_pass(spec.request, spec.instructions, spec.samples_per_instruction, spec.params, spec.contrastive)
         for members in groups.values():
-            items = [(instruction, specs[index].request.frames) for index in members for instruction in specs[index].instructions]
+            items = [
+                (instruction, specs[index].request.frames, specs[index].request.duration_s) for index in members for instruction in specs[index].instructions
+            ]
             params = specs[members[0]].params
             candidates = [
                 candidate for start in range(0, len(items), GREEDY_BATCH) for candidate in self._greedy_videos(items[start : start + GREEDY_BATCH], params)
@@ -311,7 +327,7 @@ class HFEngine:
         return results
 
     @torch.inference_mode()
-    def continuation_logprobs(self, instruction: str, frames: np.ndarray | None, token_ids: list[int]) -> list[float]:
+    def continuation_logprobs(self, instruction: str, frames: np.ndarray | None, token_ids: list[int], duration_s: float | None = None) -> list[float]:
         """Teacher-forced ``log p(token_ids[t] | prompt, token_ids[:t])`` under this engine's model (adapter included).
 
         The prompt is built exactly as for generation (chat template, video preprocessing), and the
@@ -320,7 +336,7 @@ class HFEngine:
         """
         if self.processor is not None and self.processor.video_token_id in token_ids:
             raise BadArgument("the continuation holds the video placeholder token; the model would take it for video input")
-        inputs = dict(self.encode([instruction], frames))
+        inputs = dict(self.encode([instruction], frames, duration_s))
         prompt_length = inputs["input_ids"].shape[1]
         continuation = torch.tensor([token_ids], device=self.device)  # [1, T]
         inputs["input_ids"] = torch.cat([inputs["input_ids"], continuation], dim=1)
@@ -331,7 +347,9 @@ class HFEngine:
         steps = torch.log_softmax(logits, dim=-1)
         return steps[torch.arange(len(token_ids), device=self.device), continuation[0]].tolist()
 
-    def caption(self, frames: np.ndarray | None, prompt: str, params: SamplingParams, mode: Mode = "plain") -> list[Candidate]:
-        """Shorthand for one request: the candidates for ``frames`` and ``prompt``."""
-        request = CaptionRequest(request_id="caption", prompt=prompt, frames=frames, params=params, mode=mode)
+    def caption(
+        self, frames: np.ndarray | None, prompt: str, params: SamplingParams, mode: Mode = "plain", duration_s: float | None = None
+    ) -> list[Candidate]:
+        """Shorthand for one request: the candidates for ``frames`` (spanning ``duration_s``) and ``prompt``."""
+        request = CaptionRequest(request_id="caption", prompt=prompt, frames=frames, params=params, mode=mode, duration_s=duration_s)
         return self.generate([request])[0].candidates

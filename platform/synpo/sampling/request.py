@@ -83,13 +83,17 @@ class CaptionRequest:
 
     ``frames`` is ``[N, H, W, 3]`` uint8 (``None`` for a text-only model); ``sparse_frames`` is the
     CD branch's subset, normally :attr:`SampledVideo.sparse_frames` (``None``: the engine takes
-    ``ceil(N / 3)`` of ``frames``, spread uniformly).
+    ``ceil(N / 3)`` of ``frames``, spread uniformly). ``duration_s`` is how long the stretch of video
+    the frames were sampled from lasts (uniformly over it: the whole video, or a clip); models that
+    place frames in time (Qwen2.5-VL's ``second_per_grid_ts``) use it, and assume 1 s per temporal
+    patch without it.
     """
 
     request_id: str
     prompt: str
     frames: np.ndarray | None = None
     sparse_frames: np.ndarray | None = None
+    duration_s: float | None = None
     params: SamplingParams = field(default_factory=SamplingParams)
     mode: Mode = "plain"
     contrastive: ContrastiveSettings = field(default_factory=ContrastiveSettings)

@@ -1,8 +1,8 @@
 """What a serving replica does with a request, without Ray: load the model, check and decode the video, caption.
 
     model = load_captioner(settings)                  # registry version / alias, toy model, or folder (+ adapter)
-    frames = decode_checked(video_bytes, "upload", model.video, settings.limits)
-    results = model.caption([CaptionJob(frames, prompt, params)])
+    frames, duration_s = decode_checked(video_bytes, "upload", model.video, settings.limits)
+    results = model.caption([CaptionJob(frames, prompt, params, duration_s=duration_s)])
 
 A model named by alias (``models:/NAME@champion``) is resolved to the version the alias holds now;
 :func:`alias_version` tells a replica whether it has moved since (see :mod:`synpo.serving.deployment`).
@@ -49,6 +49,7 @@ class CaptionJob:
     prompt: str
     params: SamplingParams
     mode: Mode = "plain"
+    duration_s: float | None = None  # how long the video lasts (the frames span it)
 
 
 @dataclass
@@ -73,7 +74,7 @@ class LoadedCaptioner:
     def caption(self, jobs: list[CaptionJob]) -> list[list[Candidate]]:
         """Candidates per job, all jobs in one engine call (the engine batches greedy passes across videos)."""
         requests = [
-            CaptionRequest(request_id=str(index), prompt=job.prompt, frames=job.frames, params=job.params, mode=job.mode)
+            CaptionRequest(request_id=str(index), prompt=job.prompt, frames=job.frames, params=job.params, mode=job.mode, duration_s=job.duration_s)
             for index, job in enumerate(jobs)
         ]
         with self.lock, self.engine.using(self.adapter):
@@ -189,8 +190,8 @@ def alias_version(settings: ServeSettings) -> str | None:
     return str(client.get_model_version_by_alias(match["name"], match["alias"]).version)
 
 
-def decode_checked(data: bytes, source: str, video: VideoSamplingConfig, limits: RequestLimits) -> np.ndarray:
-    """The frames of ``data`` once its duration, size and frame count are within ``limits``; 422 for a file that
+def decode_checked(data: bytes, source: str, video: VideoSamplingConfig, limits: RequestLimits) -> tuple[np.ndarray, float]:
+    """The frames of ``data`` and its duration once its duration, size and frame count are within ``limits``; 422 for a file that
     looks like a video but cannot be decoded (truncated, no video stream), 413 for one over a limit."""
     try:
         info = probe(data, source)
@@ -200,6 +201,6 @@ def decode_checked(data: bytes, source: str, video: VideoSamplingConfig, limits:
             raise ApiError(413, f"{source}: the video is {info.width}x{info.height}, over the limit of {limits.max_side} pixels a side")
         if info.num_frames > limits.max_frames:
             raise ApiError(413, f"{source}: the video has {info.num_frames} frames, over the limit of {limits.max_frames}")
-        return sample_video(data, source, video, info=info).frames  # probed once: the checks above used it
+        return sample_video(data, source, video, info=info).frames, info.duration_s  # probed once: the checks above used it
     except VideoError as error:
         raise ApiError(422, f"{source}: not a decodable video: {error}") from None

@@ -178,9 +178,9 @@ class CaptionServer:
         else:
             data, source = check_upload(video, self.settings.sources), "the upload"
         timings.fetch_s = time.perf_counter() - start
-        frames = await asyncio.to_thread(decode_checked, data, source, model.video, self.settings.limits)
+        frames, duration_s = await asyncio.to_thread(decode_checked, data, source, model.video, self.settings.limits)
         timings.decode_s = time.perf_counter() - start - timings.fetch_s
-        job = CaptionJob(frames, prompt or model.prompt, params, mode)
+        job = CaptionJob(frames, prompt or model.prompt, params, mode, duration_s)
         candidates = await (model.caption_async(job) if model.engine_kind == "vllm" else self.caption_batch((model, job)))
         timings.generate_s = time.perf_counter() - start - timings.fetch_s - timings.decode_s
         return candidates, timings
