@@ -103,7 +103,7 @@ def test_every_shipped_job_yaml_loads_with_its_jobs_config():
     checked = []
     for path in sorted(folder.glob("*.yaml")):
         job = path.stem.split("_")[0]
-        job = {"pairs": "pairs", "train": "train", "eval": "eval", "judge": "judge", "promote": "promote"}[job]
+        job = {"pairs": "pairs", "train": "train", "eval": "eval", "judge": "judge", "promote": "promote", "replicate": "replicate"}[job]
         load_config(JOB_CONFIGS[job], path, [])
         checked.append(path.name)
-    assert {"eval.yaml", "eval_local.yaml", "pairs_vllm_cpu.yaml", "promote.yaml", "promote_local.yaml"} <= set(checked)
+    assert {"eval.yaml", "eval_local.yaml", "pairs_vllm_cpu.yaml", "promote.yaml", "promote_local.yaml", "replicate.yaml"} <= set(checked)
