@@ -80,6 +80,14 @@ class MlflowSettings(StrictModel):
             update={"tracking_uri": absolute_tracking_uri(self.tracking_uri), "artifact_location": absolute_uri(self.artifact_location)}
         )
 
+    def experiment_id(self) -> str:
+        """The id of ``experiment`` in ``tracking_uri``, created (with ``artifact_location``) if it does not exist yet."""
+        from mlflow import MlflowClient
+
+        client = MlflowClient(self.tracking_uri)
+        experiment = client.get_experiment_by_name(self.experiment)
+        return experiment.experiment_id if experiment is not None else client.create_experiment(self.experiment, artifact_location=self.artifact_location)
+
 
 class RegistrySettings(StrictModel):
     """The MLflow model registry: which registered model a job's model becomes a version of."""

@@ -154,8 +154,7 @@ def _log(config: EvalConfig, model: ModelUnderTest, identity: dict, report: Eval
     from mlflow import MlflowClient
 
     mlflow.set_tracking_uri(config.mlflow.tracking_uri)
-    experiment = mlflow.get_experiment_by_name(config.mlflow.experiment)
-    experiment_id = experiment.experiment_id if experiment else mlflow.create_experiment(config.mlflow.experiment, artifact_location=config.mlflow.artifact_location)
+    experiment_id = config.mlflow.experiment_id()
     run_name = config.mlflow.run_name or f"eval-{identity['model'].replace('models:/', '').replace('/', '-')}-{identity['eval_set']}"
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
         mlflow.set_tags({f"{TAG}{key}": value for key, value in identity.items()})

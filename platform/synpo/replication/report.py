@@ -17,7 +17,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from synpo.losses import OBJECTIVES  # noqa: E402
 from synpo.replication.run import Replication  # noqa: E402
+from synpo.toy.facts import KINDS  # noqa: E402
 
 METRICS = (
     ("facts/precision", "fact precision ↑"),
@@ -143,8 +145,6 @@ def speed_rows(replication: Replication) -> dict[str, list[float]]:
 def speed_table(replication: Replication) -> list[str]:
     speeds = speed_rows(replication)
     lines = ["| objective | pairs/s (median step, mean ± std over runs) | reference pass |", "|---|---|---|"]
-    from synpo.losses import OBJECTIVES
-
     for objective in replication.config.objectives:
         lines.append(f"| {objective} | {cell(speeds[objective])} | {'yes' if OBJECTIVES[objective].needs_reference else 'no'} |")
     if speeds.get("synpo") and speeds.get("dpo"):
@@ -198,8 +198,6 @@ def pairs_lines(replication: Replication) -> list[str]:
 
 def kinds_line(metrics: dict[str, float]) -> str:
     """``shape 0.82, colour 0.11, …``: precision per kind of fact, for the kinds the captions stated."""
-    from synpo.toy.facts import KINDS
-
     present = [(kind, metrics[f"facts/precision/{kind}"]) for kind in KINDS if f"facts/precision/{kind}" in metrics]
     return ", ".join(f"{kind} {value:.2f}" for kind, value in present) or "no fact stated"
 

@@ -79,7 +79,6 @@ class PartTimes:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.seconds: dict[str, float] = json.loads(path.read_text()) if path.is_file() else {}
-
         self.used: set[str] = set()
 
     def record(self, part: str, seconds: float) -> None:

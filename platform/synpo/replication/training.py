@@ -112,7 +112,7 @@ def train_run(
     already; returns the run and whether it was trained now."""
     result_path = folder / RESULT_FILE
     if result_path.is_file():
-        return TrainingRun(**{"learning_rate": learning_rate, **json.loads(result_path.read_text())}), False
+        return TrainingRun(**json.loads(result_path.read_text())), False
     logger.info("training %s with %s at lr %g on the %s judge's %d pairs (seed %d)", folder.name, objective, learning_rate, judge, len(examples), seed)
     config = train_config(settings, base_model, objective, seed, learning_rate)
     policy = load_policy(config, base_model)
@@ -135,8 +135,7 @@ def log_training(run: TrainingRun, config: TrainConfig, settings: MlflowSettings
     from mlflow.entities import Metric
 
     client = mlflow.MlflowClient(settings.tracking_uri)
-    experiment = client.get_experiment_by_name(settings.experiment)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(settings.experiment, artifact_location=settings.artifact_location)
+    experiment_id = settings.experiment_id()
     tags = {"synpo.job": "replicate.train", "synpo.judge": run.judge, "synpo.objective": run.objective, "synpo.seed": str(run.seed), "synpo.learning_rate": f"{run.learning_rate:g}"}
     mlflow_run = client.create_run(experiment_id, run_name=f"train-{run.judge}-{run.objective}-lr{run.learning_rate:g}-seed{run.seed}", tags=tags)
     run_id = mlflow_run.info.run_id

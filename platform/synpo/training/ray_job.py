@@ -66,12 +66,7 @@ def validate_before_ray(config: TrainConfig) -> Path:
 def _mlflow_run(config: TrainConfig) -> str:
     """The MLflow run for ``run.name``: the latest one with that name (a rerun continues it), or a new one."""
     mlflow.set_tracking_uri(config.mlflow.tracking_uri)
-    experiment = mlflow.get_experiment_by_name(config.mlflow.experiment)
-    experiment_id = (
-        experiment.experiment_id
-        if experiment is not None
-        else mlflow.create_experiment(config.mlflow.experiment, artifact_location=config.mlflow.artifact_location)
-    )
+    experiment_id = config.mlflow.experiment_id()
     previous = mlflow.search_runs(
         [experiment_id], filter_string=f"tags.`{RUN_NAME_TAG}` = '{config.run.name}'",
         order_by=["attributes.start_time DESC"], output_format="list", max_results=1,
