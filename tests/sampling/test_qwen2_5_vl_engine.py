@@ -35,12 +35,15 @@ def setup(tmp_path_factory):
 
 def test_seconds_per_temporal_patch_for_the_whole_video_and_the_sparse_branch(setup):
     engine, sampled = setup
-    assert engine.takes_frame_times
     whole = engine.encode([INSTRUCTION], sampled.frames, 9.0)
     sparse = engine.encode([INSTRUCTION], sampled.sparse_frames, 9.0)
     torch.testing.assert_close(whole["second_per_grid_ts"], torch.tensor([2 * 9.0 / 6]))  # 3 s
     torch.testing.assert_close(sparse["second_per_grid_ts"], torch.tensor([2 * 9.0 / 2]))  # 2 sparse frames: 9 s
-    assert "second_per_grid_ts" not in engine.encode([INSTRUCTION], sampled.frames)  # unknown duration: the model's default
+    # unknown duration: what the stock processor assumes for frames without metadata (not 3 s)
+    stock = engine.processor(text=[engine._chat_texts([INSTRUCTION], True)[0]], videos=[list(sampled.frames)], do_sample_frames=False, return_tensors="pt")
+    unknown = engine.encode([INSTRUCTION], sampled.frames)["second_per_grid_ts"]
+    torch.testing.assert_close(unknown, torch.as_tensor(stock["second_per_grid_ts"], dtype=unknown.dtype))
+    assert float(unknown[0]) != 3.0
 
 
 def test_engine_log_probs_equal_the_stock_processor_and_forward(setup):

@@ -30,7 +30,7 @@ def test_collator_labels_only_responses_with_eos(tiny_vlm, toy_pair_rows):
     tokenizer = processor.tokenizer
     eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
     video = tokenizer.convert_tokens_to_ids("<|video_pad|>")
-    assert batch.input_ids.shape[0] == 6 and batch.video_grid_thw.shape[0] == 3  # 2B sequences, B videos
+    assert batch.input_ids.shape[0] == 6 and batch.videos["video_grid_thw"].shape[0] == 3  # 2B sequences, B videos
     for row in range(6):
         labelled = batch.labels[row][batch.labels[row] != IGNORE_INDEX].tolist()
         pair = toy_pair_rows[row % 3]
@@ -51,8 +51,8 @@ def test_response_logps_match_a_naive_full_forward(tiny_vlm, toy_pair_rows):
             input_ids=batch.input_ids,
             attention_mask=batch.attention_mask,
             mm_token_type_ids=batch.mm_token_type_ids,
-            pixel_values_videos=torch.cat([batch.pixel_values_videos] * 2),
-            video_grid_thw=batch.video_grid_thw.repeat(2, 1),
+            pixel_values_videos=torch.cat([batch.videos["pixel_values_videos"]] * 2),
+            video_grid_thw=batch.videos["video_grid_thw"].repeat(2, 1),
         ).logits
     labels = batch.labels[:, 1:]
     naive = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, labels.clamp(min=0)[..., None]).squeeze(-1)

@@ -44,8 +44,8 @@ def stock_response_logps(model, batch) -> torch.Tensor:
     """The stock forward: pixels through the model's own forward, every argument the processor gave."""
     logits = model(
         input_ids=batch.input_ids, attention_mask=batch.attention_mask, mm_token_type_ids=batch.mm_token_type_ids,
-        pixel_values_videos=torch.cat([batch.pixel_values_videos] * 2), video_grid_thw=batch.video_grid_thw.repeat(2, 1),
-        second_per_grid_ts=batch.second_per_grid_ts.repeat(2), use_cache=False,
+        pixel_values_videos=torch.cat([batch.videos["pixel_values_videos"]] * 2), video_grid_thw=batch.videos["video_grid_thw"].repeat(2, 1),
+        second_per_grid_ts=batch.videos["second_per_grid_ts"].repeat(2), use_cache=False,
     ).logits  # fmt: skip
     predicts = batch.labels[:, 1:] != IGNORE_INDEX
     return token_logps(logits[:, :-1][predicts], batch.labels[:, 1:][predicts])
@@ -58,14 +58,14 @@ def test_qwen2_5_vl_gets_the_videos_seconds_per_temporal_patch(tmp_path, toy_vid
     model.eval()
     batch = PairCollator(processor, max_response_tokens=32)([example(sampled)])
 
-    assert duration == 6.0 and batch.video_grid_thw.tolist() == [[2, 6, 8]]  # 4 frames -> 2 temporal patches
-    torch.testing.assert_close(batch.second_per_grid_ts, torch.tensor([2 * duration / VIDEO.num_frames]))  # 3 s, not 1 s or 1/12 s
+    assert duration == 6.0 and batch.videos["video_grid_thw"].tolist() == [[2, 6, 8]]  # 4 frames -> 2 temporal patches
+    torch.testing.assert_close(batch.videos["second_per_grid_ts"].float(), torch.tensor([2 * duration / VIDEO.num_frames]))  # 3 s, not 1 s or 1/12 s
 
     with torch.no_grad():
         ours = response_logps(model, batch)
         ours_flat = torch.cat([ours.chosen_logps[ours.chosen_mask], ours.rejected_logps[ours.rejected_mask]])
         torch.testing.assert_close(ours_flat, stock_response_logps(model, batch), rtol=1e-5, atol=1e-5)
-        batch.second_per_grid_ts = None  # what the collator produced before: the model's default of 1 s per patch
+        del batch.videos["second_per_grid_ts"]  # what the collator produced before: the model's default of 1 s per patch
         untimed = response_logps(model, batch)
     assert (ours.chosen_logps - untimed.chosen_logps).abs().max() > 1e-4
 
@@ -75,6 +75,8 @@ def test_qwen2_vl_batches_are_unchanged_by_the_metadata(tmp_path, toy_video):
     _, processor = load_base(build_tiny_model(tmp_path / "qwen2_vl", seed=1))
     collate = PairCollator(processor, max_response_tokens=32)
     timed, plain = collate([example(sampled)]), collate([example(sampled, with_metadata=False)])
-    assert timed.second_per_grid_ts is None
-    for name in ("input_ids", "attention_mask", "labels", "mm_token_type_ids", "pixel_values_videos", "video_grid_thw"):
+    assert set(timed.videos) == set(plain.videos) == {"pixel_values_videos", "video_grid_thw"}
+    for name in ("input_ids", "attention_mask", "labels", "mm_token_type_ids"):
         assert torch.equal(getattr(timed, name), getattr(plain, name)), name
+    for name in timed.videos:
+        assert torch.equal(timed.videos[name], plain.videos[name]), name

@@ -19,10 +19,11 @@ comes first, as VCD specifies, and greedy and sampled decoding both work. Sequen
 finished keep receiving padding tokens in both branches (``generate``'s own per-sequence
 handling), so the branches stay aligned row for row.
 
-Positions: Qwen2-VL uses 3-D rotary positions (M-RoPE) whose offsets depend on the video's grid,
-so the sparse branch computes its own with ``get_rope_index`` at prefill and
+Positions: the Qwen families use 3-D rotary positions (M-RoPE) whose offsets depend on the video's
+grid, so the sparse branch computes its own with ``get_rope_index`` at prefill and
 ``valid tokens so far + rope_delta`` afterwards, passing them explicitly (the model's stored
-``rope_deltas`` belong to the full branch and are never touched).
+``rope_deltas`` belong to the full branch and are never touched). The LLaVA families use 1-D
+positions: the count of valid tokens before each one, as ``generate`` gives the full branch.
 """
 
 from __future__ import annotations
@@ -58,9 +59,9 @@ class SparseBranch:
     many rows ``generate`` makes of each (``num_return_sequences``).
     """
 
-    def __init__(self, model: torch.nn.Module, rope_index: RopeIndex, inputs: dict[str, torch.Tensor], repeats: int) -> None:
+    def __init__(self, model: torch.nn.Module, rope_index: RopeIndex | None, inputs: dict[str, torch.Tensor], repeats: int) -> None:
         self.model = model  # the model generate() runs (with its LoRA adapter, if any)
-        self.rope_index = rope_index  # the base model's get_rope_index: (input_ids, ...) -> ([3, P, L], [P, 1])
+        self.rope_index = rope_index  # Qwen's get_rope_index: (input_ids, ...) -> ([3, P, L], [P, 1]); None: 1-D positions
         self.inputs = inputs
         self.repeats = repeats
         self.cache: DynamicCache | None = None
@@ -70,14 +71,14 @@ class SparseBranch:
 
     def _prefill(self) -> torch.Tensor:
         inputs = self.inputs
-        times = {"second_per_grid_ts": inputs["second_per_grid_ts"]} if "second_per_grid_ts" in inputs else {}  # Qwen2.5-VL
-        position_ids, rope_deltas = self.rope_index(
-            inputs["input_ids"],
-            mm_token_type_ids=inputs["mm_token_type_ids"],
-            video_grid_thw=inputs["video_grid_thw"],
-            attention_mask=inputs["attention_mask"],
-            **times,
-        )  # [3, P, L], [P, 1]
+        if self.rope_index is not None:  # 3-D M-RoPE: video tokens placed by their grid (and, for Qwen2.5-VL, time)
+            extras = {name: inputs[name] for name in ("video_grid_thw", "second_per_grid_ts") if name in inputs}
+            position_ids, rope_deltas = self.rope_index(
+                inputs["input_ids"], mm_token_type_ids=inputs["mm_token_type_ids"], attention_mask=inputs["attention_mask"], **extras
+            )  # [3, P, L], [P, 1]
+        else:  # 1-D positions that skip the left padding, as generate gives the full branch
+            position_ids = (inputs["attention_mask"].long().cumsum(dim=1) - 1).clamp(min=0)  # [P, L]
+            rope_deltas = torch.zeros_like(position_ids[:, :1])  # [P, 1]
         self.cache = DynamicCache()
         output = self.model(**inputs, position_ids=position_ids, past_key_values=self.cache, use_cache=True, logits_to_keep=1)
         self.cache.batch_repeat_interleave(self.repeats)
@@ -88,8 +89,9 @@ class SparseBranch:
     def _step(self, tokens: torch.Tensor) -> torch.Tensor:
         """Feed one new token per row (``[B, 1]``); returns the next-token logits ``[B, V]``."""
         self.attention_mask = torch.cat([self.attention_mask, torch.ones_like(tokens)], dim=1)
-        position = self.attention_mask.sum(dim=1, keepdim=True) - 1 + self.rope_deltas  # [B, 1]
-        position_ids = position.unsqueeze(0).expand(3, -1, -1)  # [3, B, 1]
+        position_ids = self.attention_mask.sum(dim=1, keepdim=True) - 1 + self.rope_deltas  # [B, 1]
+        if self.rope_index is not None:
+            position_ids = position_ids.unsqueeze(0).expand(3, -1, -1)  # [3, B, 1]: text tokens move in all three axes alike
         output = self.model(
             input_ids=tokens,
             attention_mask=self.attention_mask,

@@ -19,7 +19,6 @@ the HF and vLLM engines be compared on the same weights. A LoRA adapter is appli
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +33,6 @@ from transformers import (
     GenerationConfig,
     LogitsProcessor,
 )
-from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from synpo.errors import BadArgument, ModelNotFound
 from synpo.sampling.contrastive import ContrastiveLogitsProcessor, SparseBranch
@@ -50,8 +48,15 @@ from synpo.sampling.request import (
     SamplingParams,
 )
 from synpo.video.plan import sparse_positions
+from synpo.vlm.videos import (
+    VideoPrompter,
+    encode,
+    features_of_rows,
+    frame_metadata,
+    row_inputs,
+    uses_3d_positions,
+)
 
-VIDEO_TOKEN_TYPE = 2  # mm_token_type_ids: text 0, image 1, video 2 (what Qwen2-VL's processor returns)
 DEFAULT_ADAPTER = "default"  # the name of the adapter given to the constructor
 GREEDY_BATCH = 16  # prompts per generate when greedy single-sample passes of different videos share one
 
@@ -102,10 +107,9 @@ class HFEngine:
             self.processor = None
             self.tokenizer = AutoTokenizer.from_pretrained(model_path)
             self.base_model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
+        self.prompter = VideoPrompter(self.processor) if self.is_vlm else None
         self.tokenizer.padding_side = "left"  # generation continues on the right
         self.model = self.base_model.to(self.device).eval()
-        # Qwen2.5-VL places video tokens in time: seconds per temporal patch of each video
-        self.takes_frame_times = "second_per_grid_ts" in inspect.signature(type(self.base_model).forward).parameters
         if adapter is not None:
             self.add_adapter(DEFAULT_ADAPTER, adapter)
         defaults = self.base_model.generation_config
@@ -160,30 +164,23 @@ class HFEngine:
     ) -> dict:
         """Inputs for ``texts``, text i showing ``videos[video_of_text[i]]``: each distinct video is preprocessed
         and run through the vision tower ONCE, its features reaching every row that shows it through
-        ``mm_encoder_outputs``; each placeholder is expanded to its video's token count, as the processor would.
-        ``durations[v]``: how long video v's frames span, for models that place frames in time
-        (``second_per_grid_ts = temporal_patch_size * duration / frames``, as their processor computes it)."""
-        if not self.is_vlm:
+        ``mm_encoder_outputs``; each placeholder is expanded the family's own way (:mod:`synpo.vlm.videos`).
+        ``durations[v]``: how long video v's frames span; with it the processor knows the frames' times
+        (Qwen2.5-VL's ``second_per_grid_ts``, Qwen3-VL's timestamps)."""
+        if self.prompter is None:
             raise BadArgument("this model is a text LM; it takes no video frames")
-        video = self.processor.video_processor(videos=[list(frames) for frames in videos], return_tensors="pt", do_sample_frames=False)
-        grids = video["video_grid_thw"].to(self.device)  # [V, 3]
-        counts = (grids.prod(-1) // self.processor.video_processor.merge_size**2).tolist()
-        token = self.processor.video_token
-        prompts = [text.replace(token, token * counts[index]) for text, index in zip(texts, video_of_text, strict=True)]
+        durations = durations or [None] * len(videos)
+        metadata = [None if duration is None else frame_metadata(len(frames), duration) for frames, duration in zip(videos, durations, strict=True)]
+        processed = self.prompter.process(videos, metadata).to(self.device)
+        prompts = [self.prompter.expand(text, processed.placeholders[index]) for text, index in zip(texts, video_of_text, strict=True)]
         inputs = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
-        features = self.base_model.model.get_video_features(video["pixel_values_videos"].to(self.device), grids, return_dict=True)
-        per_video = tuple(features.pooler_output)  # one [tokens, hidden] tensor per video
-        result = {
+        features = encode(self.base_model.model, processed.tensors)
+        return {
             **inputs,
-            "mm_token_type_ids": (inputs["input_ids"] == self.processor.video_token_id).long() * VIDEO_TOKEN_TYPE,
-            "video_grid_thw": grids[video_of_text],  # [P, 3]
-            "mm_encoder_outputs": {"video": BaseModelOutputWithPooling(pooler_output=tuple(per_video[index] for index in video_of_text))},
+            **self.prompter.token_types(inputs["input_ids"]),
+            **row_inputs(processed.tensors, video_of_text),
+            "mm_encoder_outputs": {"video": features_of_rows(features, video_of_text)},
         }
-        if self.takes_frame_times and durations is not None and all(duration for duration in durations):
-            patch = self.processor.video_processor.temporal_patch_size
-            seconds = [patch * durations[index] / len(videos[index]) for index in video_of_text]
-            result["second_per_grid_ts"] = torch.tensor(seconds, device=self.device)  # [P]
-        return result
 
     def encode(self, instructions: list[str], frames: np.ndarray | None, duration_s: float | None = None) -> dict:
         """Model inputs for a batch of instructions that share one video (``frames`` ``[N, H, W, 3]``).
@@ -232,13 +229,10 @@ class HFEngine:
         if recorder is not None:
             processors.append(recorder)  # first: it must see the raw full-branch scores
         if contrastive is not None:
-            if self.base_model.config.model_type not in ("qwen2_vl", "qwen2_5_vl"):
-                raise BadArgument(
-                    "contrastive decoding is implemented for Qwen2-VL-family models (3-D rotary positions); "
-                    f"this model is {self.base_model.config.model_type!r}"
-                )
             sparse_inputs = self.encode(instructions, self.sparse_frames(request), request.duration_s)  # fewer frames, same span
-            branch = SparseBranch(self.model, self.base_model.model.get_rope_index, sparse_inputs, samples_per_instruction)
+            inner = self.base_model.model
+            rope_index = inner.get_rope_index if uses_3d_positions(inner) else None  # Qwen's M-RoPE, or LLaVA's 1-D positions
+            branch = SparseBranch(self.model, rope_index, sparse_inputs, samples_per_instruction)
             processors.append(ContrastiveLogitsProcessor(branch, contrastive.alpha, contrastive.cutoff))
         if params.seed is not None:
             torch.manual_seed(params.seed)
@@ -334,7 +328,7 @@ class HFEngine:
         distribution is the model's raw one (no temperature or top-k), as in the engines' sampled-token
         log-probs: so a candidate's ``logprobs`` from any engine can be checked against this.
         """
-        if self.processor is not None and self.processor.video_token_id in token_ids:
+        if self.prompter is not None and self.prompter.video_token_id in token_ids:
             raise BadArgument("the continuation holds the video placeholder token; the model would take it for video input")
         inputs = dict(self.encode([instruction], frames, duration_s))
         prompt_length = inputs["input_ids"].shape[1]

@@ -5,8 +5,10 @@ each ``prompt (with the video's placeholder tokens) + response + EOS``, right-pa
 -100 on prompt, vision and padding positions and the token id on response positions (EOS
 included), so one forward pass scores both responses of every pair.
 
-The video of a pair is processed once: ``pixel_values_videos`` / ``video_grid_thw`` describe B
-videos, and :func:`synpo.training.logprobs.encode_videos` encodes them once; :func:`~synpo.training.logprobs.response_logps`
+The video of a pair is processed once, by the model's own processor (its family's placeholder
+expansion and, given the frames' metadata, their times): ``PairBatch.videos`` holds the B videos'
+tensors (pixels, and the family's per-video extras such as Qwen's ``video_grid_thw``), and
+:func:`synpo.training.logprobs.encode_videos` encodes them once; :func:`~synpo.training.logprobs.response_logps`
 feeds the features to both sequences of the pair.
 """
 
@@ -20,6 +22,7 @@ import torch
 from synpo.pairs.schema import PairSchemaError
 
 IGNORE_INDEX = -100
+TEXT_INPUTS = ("input_ids", "attention_mask", "mm_token_type_ids")  # the processor's outputs that are not the video's
 
 
 @dataclass
@@ -40,10 +43,10 @@ class PairBatch:
     input_ids: torch.Tensor  # [2B, T]
     attention_mask: torch.Tensor  # [2B, T]
     labels: torch.Tensor  # [2B, T], IGNORE_INDEX off the responses
-    mm_token_type_ids: torch.Tensor | None = None  # [2B, T] (video models)
-    pixel_values_videos: torch.Tensor | None = None  # patches of the B videos (once each)
-    video_grid_thw: torch.Tensor | None = None  # [B, 3]
-    second_per_grid_ts: torch.Tensor | None = None  # [B], seconds per temporal patch (Qwen2.5-VL's time positions)
+    mm_token_type_ids: torch.Tensor | None = None  # [2B, T] (families with 3-D positions: Qwen)
+    # the B videos (once each), as their processor returns them: pixel_values_videos and per-video extras, e.g.
+    # video_grid_thw [B, 3] and Qwen2.5-VL's second_per_grid_ts [B] (seconds per temporal patch)
+    videos: dict[str, torch.Tensor] | None = None
     ref_chosen_logp: torch.Tensor | None = None  # [B], when precomputed
     ref_rejected_logp: torch.Tensor | None = None
 
@@ -55,6 +58,8 @@ class PairBatch:
         moved = {
             name: value.to(device) if isinstance(value, torch.Tensor) else value for name, value in self.__dict__.items()
         }
+        if self.videos is not None:
+            moved["videos"] = {name: value.to(device) for name, value in self.videos.items()}
         return PairBatch(**moved)
 
 
@@ -114,11 +119,10 @@ class PairCollator:
             labels=pad(labels, IGNORE_INDEX),
         )
         if self.is_video:
-            batch.mm_token_type_ids = pad(types, 0)
-            batch.pixel_values_videos = torch.cat([prompt["pixel_values_videos"] for prompt in prompts])
-            batch.video_grid_thw = torch.cat([prompt["video_grid_thw"] for prompt in prompts])
-            if all("second_per_grid_ts" in prompt for prompt in prompts):  # Qwen2.5-VL
-                batch.second_per_grid_ts = torch.tensor([float(prompt["second_per_grid_ts"][0]) for prompt in prompts])
+            batch.mm_token_type_ids = pad(types, 0) if types else None
+            batch.videos = {
+                name: torch.cat([torch.as_tensor(prompt[name]) for prompt in prompts]) for name in prompts[0] if name not in TEXT_INPUTS
+            }
         if all(example.ref_chosen_logp is not None and example.ref_rejected_logp is not None for example in examples):
             batch.ref_chosen_logp = torch.tensor([example.ref_chosen_logp for example in examples], dtype=torch.float32)
             batch.ref_rejected_logp = torch.tensor([example.ref_rejected_logp for example in examples], dtype=torch.float32)

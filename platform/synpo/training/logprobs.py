@@ -18,10 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.modeling_outputs import ModelOutput
 
 from synpo.training.collate import IGNORE_INDEX, PairBatch
 from synpo.training.model import is_vision_name
+from synpo.vlm.videos import PIXELS, encode, features_of_rows, row_inputs
 
 
 class ChunkedTokenLogProbs(torch.autograd.Function):
@@ -78,17 +79,16 @@ def vision_is_frozen(model: torch.nn.Module) -> bool:
     return not any(parameter.requires_grad for name, parameter in model.named_parameters() if is_vision_name(name))
 
 
-def encode_videos(model: torch.nn.Module, batch: PairBatch) -> tuple[torch.Tensor, ...]:
-    """Vision features of the batch's B videos, one tensor per video (no grad when the tower is frozen)."""
+def encode_videos(model: torch.nn.Module, batch: PairBatch) -> ModelOutput:
+    """Vision features of the batch's B videos (:func:`synpo.vlm.videos.encode`; no grad when the tower is frozen)."""
     with torch.set_grad_enabled(torch.is_grad_enabled() and not vision_is_frozen(model)):
-        output = model.get_video_features(batch.pixel_values_videos, batch.video_grid_thw, return_dict=True)
-    return tuple(output.pooler_output)
+        return encode(model, batch.videos)
 
 
 def response_logps(
     model: torch.nn.Module,
     batch: PairBatch,
-    video_features: tuple[torch.Tensor, ...] | None = None,
+    video_features: ModelOutput | None = None,
     encode_video_once: bool = True,
     chunk_rows: int = 1024,
 ) -> ResponseLogps:
@@ -102,16 +102,17 @@ def response_logps(
     keep = torch.zeros_like(batch.labels, dtype=torch.bool)  # [2B, T]
     keep[:, :-1] = predicts_response
     inputs: dict = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask, "logits_to_keep": keep, "use_cache": False}
-    if batch.pixel_values_videos is not None:
-        inputs["mm_token_type_ids"] = batch.mm_token_type_ids
-        inputs["video_grid_thw"] = batch.video_grid_thw.repeat(2, 1)  # [2B, 3]: chosen then rejected
-        if batch.second_per_grid_ts is not None:
-            inputs["second_per_grid_ts"] = batch.second_per_grid_ts.repeat(2)  # [2B]
+    if batch.videos is not None:
+        rows = list(range(batch.num_pairs)) * 2  # the video of each sequence: chosen then rejected
+        if batch.mm_token_type_ids is not None:
+            inputs["mm_token_type_ids"] = batch.mm_token_type_ids
+        inputs.update(row_inputs(batch.videos, rows))  # e.g. video_grid_thw [2B, 3]
         if encode_video_once:
             features = video_features if video_features is not None else encode_videos(model, batch)
-            inputs["mm_encoder_outputs"] = {"video": BaseModelOutputWithPooling(pooler_output=features + features)}
+            inputs["mm_encoder_outputs"] = {"video": features_of_rows(features, rows)}
         else:
-            inputs["pixel_values_videos"] = torch.cat([batch.pixel_values_videos, batch.pixel_values_videos])
+            pixels = batch.videos[PIXELS]
+            inputs[PIXELS] = torch.cat([pixels, pixels])
     logits = model(**inputs).logits  # [N_resp, V]
     targets = batch.labels[:, 1:][predicts_response]  # [N_resp]
     flat = token_logps(logits, targets, chunk_rows)
@@ -122,7 +123,7 @@ def response_logps(
 
 @torch.no_grad()
 def reference_sequence_logps(
-    model: torch.nn.Module, batch: PairBatch, video_features: tuple[torch.Tensor, ...] | None = None
+    model: torch.nn.Module, batch: PairBatch, video_features: ModelOutput | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``sum log pi_ref`` of chosen and rejected ``[B]`` each: the same model with its LoRA adapters disabled."""
     with model.disable_adapter():

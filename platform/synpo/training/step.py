@@ -54,7 +54,7 @@ def compute_step(
     step: int | None = None,
 ) -> StepResult:
     """Loss of ``batch`` under ``objective``; raises :class:`NonFiniteLossError` naming the step and pairs."""
-    features = encode_videos(model, batch) if batch.pixel_values_videos is not None and encode_video_once else None
+    features = encode_videos(model, batch) if batch.videos is not None and encode_video_once else None
     policy = response_logps(model, batch, video_features=features, encode_video_once=encode_video_once)
     ref_chosen = ref_rejected = None
     if objective.needs_reference:
