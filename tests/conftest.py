@@ -156,3 +156,20 @@ def ray_cluster():
     os.environ.update(credentials)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def family_vlm(tmp_path_factory, tiny_vlm):
+    """``family_vlm(family) -> Path``: the tiny VLM of a family (``synpo toy model --family``), built once per session."""
+    from synpo.toy.families import DEFAULT_FAMILY
+    from synpo.toy.model import build_tiny_model
+
+    root = tmp_path_factory.mktemp("family_models")
+    built = {DEFAULT_FAMILY: tiny_vlm}
+
+    def build(family: str) -> Path:
+        if family not in built:
+            built[family] = build_tiny_model(root / family, kind="vlm", family=family)
+        return built[family]
+
+    return build

@@ -14,7 +14,6 @@ import json
 import pytest
 import torch
 
-from synpo.toy.model import build_tiny_model
 from synpo.toy.videos import ToyVideoSpec, write_toy_videos
 from synpo.training.collate import IGNORE_INDEX, PairCollator, PairExample
 from synpo.training.logprobs import response_logps, token_logps
@@ -51,9 +50,9 @@ def stock_response_logps(model, batch) -> torch.Tensor:
     return token_logps(logits[:, :-1][predicts], batch.labels[:, 1:][predicts])
 
 
-def test_qwen2_5_vl_gets_the_videos_seconds_per_temporal_patch(tmp_path, toy_video):
+def test_qwen2_5_vl_gets_the_videos_seconds_per_temporal_patch(family_vlm, toy_video):
     sampled, duration = toy_video
-    model_dir = build_tiny_model(tmp_path / "qwen2_5_vl", family="qwen2.5-vl", seed=1)
+    model_dir = family_vlm("qwen2.5-vl")
     model, processor = load_base(model_dir)
     model.eval()
     batch = PairCollator(processor, max_response_tokens=32)([example(sampled)])
@@ -70,9 +69,9 @@ def test_qwen2_5_vl_gets_the_videos_seconds_per_temporal_patch(tmp_path, toy_vid
     assert (ours.chosen_logps - untimed.chosen_logps).abs().max() > 1e-4
 
 
-def test_qwen2_vl_batches_are_unchanged_by_the_metadata(tmp_path, toy_video):
+def test_qwen2_vl_batches_are_unchanged_by_the_metadata(tiny_vlm, toy_video):
     sampled, _ = toy_video
-    _, processor = load_base(build_tiny_model(tmp_path / "qwen2_vl", seed=1))
+    _, processor = load_base(tiny_vlm)
     collate = PairCollator(processor, max_response_tokens=32)
     timed, plain = collate([example(sampled)]), collate([example(sampled, with_metadata=False)])
     assert set(timed.videos) == set(plain.videos) == {"pixel_values_videos", "video_grid_thw"}

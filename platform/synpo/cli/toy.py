@@ -38,7 +38,7 @@ def register(commands: argparse._SubParsersAction) -> argparse._SubParsersAction
     videos.add_argument("--max-duration-s", type=int, default=40, help="longest video, seconds")
     videos.set_defaults(handler=_videos)
 
-    model = sub.add_parser("model", help="build a tiny Qwen2-VL / Qwen2.5-VL (vlm) or Qwen2 (text) model folder offline")
+    model = sub.add_parser("model", help="build a tiny video VLM (qwen2-vl, qwen2.5-vl, qwen3-vl, llava-onevision, llava-next-video) or Qwen2 (text) model folder offline")
     model.add_argument("--out", required=True, help="output folder")
     model.add_argument("--kind", choices=("vlm", "text"), default="vlm", help="video VLM or text-only LM")
     model.add_argument("--seed", type=int, default=0, help="weight-initialisation seed")

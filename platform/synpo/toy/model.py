@@ -1,4 +1,4 @@
-"""Build tiny Hugging Face models offline: a Qwen2-VL video VLM and a Qwen2 text LM.
+"""Build tiny Hugging Face models offline: a video VLM of each family (Qwen2-VL by default) and a Qwen2 text LM.
 
 ``build_tiny_model(out, kind="vlm")`` writes a complete folder — config, safetensors weights,
 tokenizer, processor (image + video processors, chat template), generation config — that loads with
@@ -21,23 +21,12 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from transformers import (
-    GenerationConfig,
-    Qwen2_5_VLConfig,
-    Qwen2_5_VLForConditionalGeneration,
-    Qwen2_5_VLProcessor,
-    Qwen2Config,
-    Qwen2ForCausalLM,
-    Qwen2VLConfig,
-    Qwen2VLForConditionalGeneration,
-    Qwen2VLImageProcessor,
-    Qwen2VLProcessor,
-    Qwen2VLVideoProcessor,
-)
+from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
 from synpo.errors import BadArgument, ModelNotFound
 from synpo.models import fill_into_place, folder_lock
 from synpo.toy.families import DEFAULT_FAMILY, FAMILIES
+from synpo.toy.family_models import HEAD_DIM, build_family
 from synpo.toy.tokenizer import (
     IM_END,
     IMAGE_PAD,
@@ -53,12 +42,7 @@ RECIPE_FILE = "synpo_toy_model.json"
 RECIPE_VERSION = 2  # 2: the warm start also teaches retrospective refinement
 
 HIDDEN_SIZE = 128
-HEAD_DIM = 64
 TEXT_LAYERS = 2
-VISION_DEPTH = 2
-VISION_EMBED = 64
-MAX_PIXELS = 112 * 140  # per frame, after the processor's resize; keeps the tiny VLM fast on CPU
-MIN_PIXELS = 56 * 56
 
 
 def _text_settings(vocab_size: int, bos_id: int, eos_id: int, pad_id: int) -> dict:
@@ -106,8 +90,8 @@ def build_tiny_model(
 
     ``warm_start_steps > 0`` (VLM only) then fine-tunes it on toy-world captions
     (:func:`synpo.toy.warmstart.warm_start`) so it writes caption-like text instead of token soup.
-    ``family`` picks the video VLM's architecture (``qwen2-vl``, ``qwen2.5-vl``); the tokenizer,
-    sizes and processor settings are the same for every family.
+    ``family`` picks the video VLM's architecture (:data:`~synpo.toy.families.FAMILIES`,
+    :mod:`synpo.toy.family_models`); the tokenizer and text sizes are the same for every family.
     A finished toy model of another recipe is replaced; a folder that holds no finished toy model
     (an interrupted build, or another model) is refused unless ``force``.
     """
@@ -135,15 +119,6 @@ def build_tiny_model(
     return out
 
 
-def _vision_settings(family: str) -> dict:
-    """The vision tower's config: the same patching and merge for every family, each in its own field names."""
-    common = {"depth": VISION_DEPTH, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2}
-    if family == "qwen2.5-vl":  # SwiGLU MLPs (gate/up/down_proj: the names the LM's projections have too), window attention
-        return {**common, "hidden_size": VISION_EMBED, "intermediate_size": 2 * VISION_EMBED, "num_heads": VISION_EMBED // HEAD_DIM,
-                "out_hidden_size": HIDDEN_SIZE, "window_size": 112, "fullatt_block_indexes": [VISION_DEPTH - 1]}  # fmt: skip
-    return {**common, "embed_dim": VISION_EMBED, "hidden_size": HIDDEN_SIZE, "num_heads": VISION_EMBED // HEAD_DIM, "mlp_ratio": 2}
-
-
 def _write_model(out: Path, kind: ModelKind, seed: int, warm_start_steps: int, family: str = DEFAULT_FAMILY) -> None:
     """Write the whole model folder into the (new, empty) folder ``out``, the recipe marker last."""
     tokenizer = train_tokenizer()
@@ -151,28 +126,7 @@ def _write_model(out: Path, kind: ModelKind, seed: int, warm_start_steps: int, f
     text = _text_settings(len(tokenizer), bos_id=ids[PAD_TOKEN], eos_id=ids[IM_END], pad_id=ids[PAD_TOKEN])
     torch.manual_seed(seed)
     if kind == "vlm":
-        config_class, model_class, processor_class = (
-            (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor)
-            if family == "qwen2.5-vl"
-            else (Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor)
-        )
-        config = config_class(
-            text_config={**text, "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [8, 12, 12]}},
-            vision_config=_vision_settings(family),
-            image_token_id=ids[IMAGE_PAD],
-            video_token_id=ids[VIDEO_PAD],
-            vision_start_token_id=ids[VISION_START],
-            vision_end_token_id=ids[VISION_END],
-            tie_word_embeddings=False,
-        )
-        model = model_class(config)
-        size = {"shortest_edge": MIN_PIXELS, "longest_edge": MAX_PIXELS}
-        processor = processor_class(
-            image_processor=Qwen2VLImageProcessor(size=size),
-            video_processor=Qwen2VLVideoProcessor(size=size, cap_pixels_per_frame=True),
-            tokenizer=tokenizer,
-            chat_template=tokenizer.chat_template,
-        )
+        model, processor = build_family(family, text, ids, tokenizer)
         processor.save_pretrained(out)
     else:
         config = Qwen2Config(**text, head_dim=HEAD_DIM, rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
