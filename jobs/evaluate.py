@@ -34,11 +34,14 @@ from synpo.evaluation.config import EvalConfig
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=None, help="YAML EvalConfig (see `synpo config show eval`)")
+    parser.add_argument(
+        "--preset", default=None, help="a model preset (jobs/configs/models/*.yaml): its 'eval' section is laid over --config"
+    )
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. model=models:/NAME/3 eval_set=... output=...")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
-        config = load_config(EvalConfig, args.config, args.overrides)
+        config = load_config(EvalConfig, args.config, args.overrides, preset=args.preset, section="eval")
         config.require_paths()
         from synpo.evaluation.job import HEADLINE, run_eval
 

@@ -34,11 +34,14 @@ from synpo.pairgen.config import PairsConfig
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=None, help="YAML PairsConfig (see `synpo config show pairs`)")
+    parser.add_argument(
+        "--preset", default=None, help="a model preset (jobs/configs/models/*.yaml): its 'pairs' section is laid over --config"
+    )
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. input=DIR output=DIR candidates.sampling.n=6")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
-        config = load_config(PairsConfig, args.config, args.overrides)
+        config = load_config(PairsConfig, args.config, args.overrides, preset=args.preset, section="pairs")
         config.require_paths()
         from synpo.pairgen.pipeline import run_pairs
 

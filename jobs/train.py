@@ -32,10 +32,13 @@ from synpo.training.config import TrainConfig
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=None, help="YAML TrainConfig (see `synpo config show train`)")
+    parser.add_argument(
+        "--preset", default=None, help="a model preset (jobs/configs/models/*.yaml): its 'train' section is laid over --config"
+    )
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. objective=dpo optim.max_steps=10")
     args = parser.parse_args(argv)
     try:
-        config = load_config(TrainConfig, args.config, args.overrides)
+        config = load_config(TrainConfig, args.config, args.overrides, preset=args.preset, section="train")
         from synpo.training.ray_job import run_training
 
         result = run_training(config)

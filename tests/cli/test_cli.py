@@ -75,6 +75,18 @@ def test_config_show_takes_a_file_and_overrides_after_it(capsys):
         assert "objective: dpo" in out and "pairs: s3://b/p/" in out
 
 
+def test_config_show_lays_a_model_preset_over_the_file(capsys):
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    preset = str(repo / "jobs/configs/models/qwen3-vl-8b.yaml")
+    assert main(["config", "show", "pairs", "--config", str(repo / "jobs/configs/pairs.yaml"), "--preset", preset, "engine.vllm.max_model_len=4096"]) == 0
+    out = capsys.readouterr().out
+    assert "model: /mnt/models/Qwen3-VL-8B-Instruct" in out and "max_model_len: 4096" in out and "model: qwen-plus" in out
+    assert main(["config", "show", "serve", "--preset", preset]) == 2  # a preset has no serve section
+    assert "has no 'serve' section" in capsys.readouterr().err
+
+
 def test_caption_json_with_cd_and_retrospection(tiny_vlm, toy_video_dir, capsys):
     import json
 

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pydantic
 import pytest
+import yaml
 
 from synpo.cli.caption import CaptionConfig
 from synpo.cli.config_cmd import JOB_CONFIGS
@@ -107,3 +108,35 @@ def test_every_shipped_job_yaml_loads_with_its_jobs_config():
         load_config(JOB_CONFIGS[job], path, [])
         checked.append(path.name)
     assert {"eval.yaml", "eval_local.yaml", "pairs_vllm_cpu.yaml", "promote.yaml", "promote_local.yaml", "replicate.yaml"} <= set(checked)
+
+
+PRESETS = Path(__file__).resolve().parents[2] / "jobs" / "configs" / "models"
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS.glob("*.yaml")), ids=lambda path: path.stem)
+def test_every_model_preset_lays_over_each_cluster_config(preset):
+    """Each preset's section is valid over the job's cluster config; its values win, the rest of the job file stays."""
+    folder = PRESETS.parent
+    pairs = load_config(JOB_CONFIGS["pairs"], folder / "pairs.yaml", [], preset=preset, section="pairs")
+    train = load_config(JOB_CONFIGS["train"], folder / "train.yaml", ["max_response_tokens=512"], preset=preset, section="train")
+    evaluation = load_config(JOB_CONFIGS["eval"], folder / "eval.yaml", [], preset=preset, section="eval")
+    sections = yaml.safe_load(preset.read_text())
+    assert pairs.engine.model == sections["pairs"]["engine"]["model"] == train.model
+    assert pairs.judge.backend == "openai" and pairs.engine.vllm.gpu_memory_utilization == 0.9  # kept from pairs.yaml
+    assert pairs.engine.vllm.max_model_len == sections["pairs"]["engine"]["vllm"]["max_model_len"]
+    assert train.max_response_tokens == 512 and train.lora.rank == sections["train"]["lora"]["rank"]  # overrides come last
+    assert evaluation.video.num_frames == sections["eval"]["video"]["num_frames"]
+    assert {"qwen2-vl-7b", "qwen2.5-vl-7b", "qwen3-vl-8b", "llava-onevision-7b"} <= {path.stem for path in PRESETS.glob("*.yaml")}
+
+
+def test_a_bad_preset_is_refused_by_name(tmp_path):
+    preset = tmp_path / "m.yaml"
+    preset.write_text("train: {model: /m}\nserve: {}\n")
+    with pytest.raises(ConfigError, match=r"unknown section\(s\) \['serve'\]"):
+        load_config(JOB_CONFIGS["train"], None, [], preset=preset, section="train")
+    preset.write_text("pairs: {engine: {model: /m}}\n")
+    with pytest.raises(ConfigError, match="has no 'train' section"):
+        load_config(JOB_CONFIGS["train"], None, [], preset=preset, section="train")
+    preset.write_text("train: {model: /m, lora: {rnak: 8}}\n")
+    with pytest.raises(ConfigError, match=r"(?s)m\.yaml\[train\].*lora\.rnak = 8: unknown key"):
+        load_config(JOB_CONFIGS["train"], None, [], preset=preset, section="train")

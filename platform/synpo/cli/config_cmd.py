@@ -29,7 +29,8 @@ JOB_CONFIGS: dict[str, type[StrictModel]] = {
 
 
 def _show(args: argparse.Namespace) -> int:
-    config = load_config(JOB_CONFIGS[args.job], args.config, args.overrides)
+    section = args.job if args.preset else None
+    config = load_config(JOB_CONFIGS[args.job], args.config, args.overrides, preset=args.preset, section=section)
     print(f"# resolved config of job {args.job!r}")
     print(render_config(config))
     return 0
@@ -41,5 +42,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     show = sub.add_parser("show", help="print a job's resolved config with defaults and help text")
     show.add_argument("job", choices=sorted(JOB_CONFIGS), help="job name")
     show.add_argument("--config", default=None, help="YAML config file to resolve")
+    show.add_argument("--preset", default=None, help="model preset (jobs/configs/models/*.yaml) laid over --config: its JOB section")
     show.add_argument("overrides", nargs="*", help="key=value overrides (dotted keys, e.g. generation.n=4)")
     show.set_defaults(handler=_show)

@@ -128,12 +128,51 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_config(model: type[ConfigT], path: str | Path | None = None, overrides: list[str] | None = None) -> ConfigT:
-    """Build ``model`` from an optional YAML file and ``key=value`` overrides, validating everything."""
+PRESET_SECTIONS = ("pairs", "train", "eval")  # the jobs a model preset (jobs/configs/models/*.yaml) has settings for
+
+
+def read_preset(path: str | Path, section: str) -> dict[str, Any]:
+    """The ``section`` (a job: pairs, train, eval) of the model preset at ``path``: what the model needs in that job."""
+    data = read_yaml(path)
+    unknown = sorted(set(data) - set(PRESET_SECTIONS))
+    if unknown:
+        raise ConfigError(f"model preset {str(path)!r}: unknown section(s) {unknown}; a preset has sections {', '.join(PRESET_SECTIONS)}")
+    if section not in data:
+        raise ConfigError(f"model preset {str(path)!r} has no {section!r} section (it has: {', '.join(data) or 'none'})")
+    if not isinstance(data[section], dict):
+        raise ConfigError(f"model preset {str(path)!r}: section {section!r} must be a mapping, not {type(data[section]).__name__}")
+    return data[section]
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra`` laid over it; nested mappings merge key by key, anything else is replaced."""
+    merged = _deep_copy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = _deep_copy(value) if isinstance(value, dict) else value
+    return merged
+
+
+def load_config(
+    model: type[ConfigT],
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    preset: str | Path | None = None,
+    section: str | None = None,
+) -> ConfigT:
+    """Build ``model`` from an optional YAML file, the ``section`` of an optional model preset laid over it, and
+    ``key=value`` overrides last, validating everything."""
     data = read_yaml(path) if path is not None else {}
+    if preset is not None:
+        if section is None:
+            raise ValueError("a model preset needs the job's section name")
+        data = deep_merge(data, read_preset(preset, section))
     overrides = list(overrides or [])
     merged = apply_overrides(data, model, overrides)
-    source = " + ".join(part for part in (str(path) if path else "defaults", "overrides" if overrides else "") if part)
+    parts = (str(path) if path else "defaults", f"{preset}[{section}]" if preset else "", "overrides" if overrides else "")
+    source = " + ".join(part for part in parts if part)
     try:
         return model.model_validate(merged)
     except pydantic.ValidationError as error:
