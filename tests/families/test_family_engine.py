@@ -24,8 +24,9 @@ from synpo.sampling.contrastive import SparseBranch
 from synpo.sampling.hf_engine import HFEngine
 from synpo.sampling.request import CaptionRequest, ContrastiveSettings, SamplingParams
 from synpo.toy.videos import ToyVideoSpec, write_toy_videos
+from synpo.video.metadata import frame_metadata
 from synpo.video.sampler import VideoSamplingConfig, sample_video
-from synpo.vlm.videos import frame_metadata, uses_3d_positions
+from synpo.vlm.videos import uses_3d_positions
 
 pytestmark = pytest.mark.slow
 DURATION_S = 9.0

@@ -45,6 +45,12 @@ def built_folder(name: str, marker_file: str) -> Path:
 
 
 @pytest.fixture(scope="session")
+def built():
+    """``built(name, marker_file) -> Path``: a folder build_models.py wrote (for tests that pick one by parameter)."""
+    return built_folder
+
+
+@pytest.fixture(scope="session")
 def tiny_text_model() -> Path:
     return built_folder("tiny-text", "config.json")
 

@@ -47,15 +47,10 @@ from synpo.sampling.request import (
     Mode,
     SamplingParams,
 )
+from synpo.video.metadata import frame_metadata
 from synpo.video.plan import sparse_positions
-from synpo.vlm.videos import (
-    VideoPrompter,
-    encode,
-    features_of_rows,
-    frame_metadata,
-    row_inputs,
-    uses_3d_positions,
-)
+from synpo.vlm.positions import use_reference_positions
+from synpo.vlm.videos import VideoPrompter, encode, features_of_rows, row_inputs, uses_3d_positions
 
 DEFAULT_ADAPTER = "default"  # the name of the adapter given to the constructor
 GREEDY_BATCH = 16  # prompts per generate when greedy single-sample passes of different videos share one
@@ -103,11 +98,12 @@ class HFEngine:
             self.processor = AutoProcessor.from_pretrained(model_path)
             self.tokenizer = self.processor.tokenizer
             self.base_model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype)
+            use_reference_positions(self.base_model)  # Qwen2-VL / Qwen2.5-VL: the positions they were trained with, as vLLM's
         else:
             self.processor = None
             self.tokenizer = AutoTokenizer.from_pretrained(model_path)
             self.base_model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
-        self.prompter = VideoPrompter(self.processor) if self.is_vlm else None
+        self.prompter = VideoPrompter(self.processor, token_types=uses_3d_positions(self.base_model.model)) if self.is_vlm else None
         self.tokenizer.padding_side = "left"  # generation continues on the right
         self.model = self.base_model.to(self.device).eval()
         if adapter is not None:
@@ -165,12 +161,13 @@ class HFEngine:
         """Inputs for ``texts``, text i showing ``videos[video_of_text[i]]``: each distinct video is preprocessed
         and run through the vision tower ONCE, its features reaching every row that shows it through
         ``mm_encoder_outputs``; each placeholder is expanded the family's own way (:mod:`synpo.vlm.videos`).
-        ``durations[v]``: how long video v's frames span; with it the processor knows the frames' times
-        (Qwen2.5-VL's ``second_per_grid_ts``, Qwen3-VL's timestamps)."""
+        ``durations[v]``: how long video v's frames span (:func:`~synpo.video.metadata.frame_metadata`; None: the
+        processor's default); with it the processor knows the frames' times (Qwen2.5-VL's ``second_per_grid_ts``,
+        Qwen3-VL's timestamps)."""
         if self.prompter is None:
             raise BadArgument("this model is a text LM; it takes no video frames")
         durations = durations or [None] * len(videos)
-        metadata = [None if duration is None else frame_metadata(len(frames), duration) for frames, duration in zip(videos, durations, strict=True)]
+        metadata = [frame_metadata(len(frames), duration) for frames, duration in zip(videos, durations, strict=True)]
         processed = self.prompter.process(videos, metadata).to(self.device)
         prompts = [self.prompter.expand(text, processed.placeholders[index]) for text, index in zip(texts, video_of_text, strict=True)]
         inputs = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)

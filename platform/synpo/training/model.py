@@ -16,6 +16,7 @@ from transformers import (
 
 from synpo.errors import ModelNotFound
 from synpo.training.config import LoraSettings
+from synpo.vlm.positions import use_reference_positions
 
 
 def is_video_model(model_dir: str | Path) -> bool:
@@ -29,7 +30,9 @@ def load_base(model_dir: str | Path, dtype: torch.dtype = torch.float32):
     if not (path / "config.json").is_file():
         raise ModelNotFound(f"{model_dir!r} is not a model folder (no config.json)")
     if is_video_model(path):
-        return AutoModelForImageTextToText.from_pretrained(path, dtype=dtype), AutoProcessor.from_pretrained(path)
+        model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
+        use_reference_positions(model)  # Qwen2-VL / Qwen2.5-VL: the positions they were trained with (synpo.vlm.positions)
+        return model, AutoProcessor.from_pretrained(path)
     return AutoModelForCausalLM.from_pretrained(path, dtype=dtype), AutoTokenizer.from_pretrained(path)
 
 

@@ -46,43 +46,29 @@ class ProcessedVideos:
         return ProcessedVideos({name: value.to(device) for name, value in self.tensors.items()}, self.placeholders)
 
 
-def frame_metadata(num_frames: int, duration_s: float) -> dict:
-    """``video_metadata`` for ``num_frames`` frames spread uniformly over ``duration_s`` seconds, first and last
-    included (as :class:`~synpo.video.sampler.SampledVideo` samples them), on a millisecond grid: frame i
-    at ``i * duration_s / (num_frames - 1)`` s. The processor then knows the frames' real times (Qwen2.5-VL:
-    ``second_per_grid_ts = temporal_patch_size * duration / frames``; Qwen3-VL: each patch's timestamp)."""
-    grid = 1000.0  # positions per second
-    step = duration_s / (num_frames - 1) if num_frames > 1 else 0.0
-    return {
-        "fps": grid,
-        "total_num_frames": max(num_frames, round(duration_s * grid)),
-        "duration": duration_s,
-        "frames_indices": [round(index * step * grid) for index in range(num_frames)],
-    }
-
-
 class VideoPrompter:
-    """A model's processor, used the family's own way for prompts that show videos (see the module docstring)."""
+    """A model's processor, used the family's own way for prompts that show videos (see the module docstring).
 
-    def __init__(self, processor) -> None:
+    ``token_types``: whether the model takes ``mm_token_type_ids`` (:func:`uses_3d_positions` of its inner model).
+    """
+
+    def __init__(self, processor, token_types: bool) -> None:
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.video_token: str = processor.video_token
         self.video_token_id: int = processor.video_token_id
-        self.has_token_types = bool(getattr(processor, "return_mm_token_type_ids", False))  # Qwen: text 0, image 1, video 2
+        self.has_token_types = token_types  # the model places tokens by modality (Qwen's M-RoPE: text 0, image 1, video 2)
 
     def process(self, videos: list[np.ndarray], metadata: list[dict | None] | None = None) -> ProcessedVideos:
         """Preprocess ``videos`` (each ``[N, H, W, 3]`` uint8 frames, already sampled); ``metadata[i]``: video i's
-        frame times (:func:`frame_metadata` or ``SampledVideo.processor_metadata()``), used only when every video has it."""
+        frame times (:func:`synpo.video.metadata.frame_metadata` or ``SampledVideo.processor_metadata()``), used only when every video has it."""
         timed = metadata is not None and all(item is not None for item in metadata)
-        kwargs = self.processor._merge_kwargs(
-            tokenizer_init_kwargs=self.tokenizer.init_kwargs,
-            return_tensors="pt",
-            do_sample_frames=False,
-            **({METADATA: list(metadata)} if timed else {}),
-        )["videos_kwargs"]
-        # the processor's own hook: preprocessing plus each video's placeholder expansion (and, for Qwen2.5-VL, its times)
-        processed, placeholders = self.processor._process_videos([list(frames) for frames in videos], **kwargs)
+        timing = {METADATA: list(metadata)} if timed else {}
+        # the processor's own hook: preprocessing plus each video's placeholder expansion (and, for Qwen2.5-VL, its
+        # times); the metadata comes back too (Qwen3-VL's expansion reads it), and is dropped below
+        processed, placeholders = self.processor._process_videos(
+            [list(frames) for frames in videos], return_tensors="pt", do_sample_frames=False, return_metadata=True, **timing
+        )
         tensors = {name: torch.as_tensor(value) for name, value in processed.items() if name != METADATA}
         return ProcessedVideos(tensors, list(placeholders))
 
