@@ -5,7 +5,7 @@
                       (``init_lora_weights=False``; peft's default B = 0 would be a no-op), alpha 64
     tiny-vlm/         the tiny Qwen2-VL video model, warm-started on toy captions (it writes words, not
                       token soup, so its samples can be teacher-forced back through the HF engine)
-    tiny-<family>/    the tiny Qwen2.5-VL, Qwen3-VL and LLaVA-OneVision (random weights): the other families vLLM runs
+    tiny-<family>/    the tiny Qwen2.5-VL and Qwen3-VL (random weights): the families whose frames carry times
     tiny-vlm-lora/    a LoRA adapter for it written by the platform's training loop
                       (``synpo.training.recipe``, as the training job's workers run it): a few SynPO
                       steps on toy pairs, rank 8 on the language model's projections
@@ -43,7 +43,7 @@ def build_lora_adapter(model_dir: Path, out: Path, seed: int = 0) -> Path:
 
 
 VLM_WARM_START_STEPS = 150
-OTHER_FAMILIES = ("qwen2.5-vl", "qwen3-vl", "llava-onevision")  # tests/vllm_cpu/test_vllm_families.py
+OTHER_FAMILIES = ("qwen2.5-vl", "qwen3-vl")  # tests/vllm_cpu/test_vllm_families.py
 VLM_TRAINING_STEPS = 6
 
 

@@ -150,10 +150,10 @@ class HFEngine:
     # --- inputs ---------------------------------------------------------------------------------
 
     def _chat_texts(self, instructions: list[str], with_video: bool) -> list[str]:
-        return [
-            self.tokenizer.apply_chat_template(chat_messages(text, with_video), tokenize=False, add_generation_prompt=True)
-            for text in instructions
-        ]
+        """The chat-templated prompts; a VLM's processor holds its template (LLaVA checkpoints' tokenizers may have
+        a text-only one, or none), as the training collator renders them."""
+        renderer = self.processor if self.processor is not None else self.tokenizer
+        return [renderer.apply_chat_template(chat_messages(text, with_video), tokenize=False, add_generation_prompt=True) for text in instructions]
 
     def _video_inputs(
         self, texts: list[str], videos: list[np.ndarray], video_of_text: list[int], durations: list[float | None] | None = None

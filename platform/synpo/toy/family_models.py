@@ -42,7 +42,10 @@ VISION_EMBED = 64
 MAX_PIXELS = 112 * 140  # per frame, after the processor's resize; keeps the tiny VLM fast on CPU
 MIN_PIXELS = 56 * 56
 LLAVA_SIDE = 56  # the LLaVA towers' square input: (56 / 14)^2 = 16 patches, pooled 2 x 2 to 4 per frame
-MROPE_SECTION = [8, 12, 12]  # temporal / height / width halves of the 64-wide heads
+MROPE_SECTION = [8, 12, 12]  # temporal / height / width shares of the 32 rotary frequencies of 64-wide heads
+# Qwen3-VL interleaves them (t h w t h w ...): height and width take every third frequency, so each gets at most 10 of
+# 32; its real checkpoints' [24, 20, 20] of 64, halved
+QWEN3_MROPE_SECTION = [12, 10, 10]
 
 
 def _qwen_vision(family: str, hidden_size: int) -> dict:
@@ -66,7 +69,7 @@ def _qwen(family: str, text: dict, ids: dict[str, int], tokenizer):
     config_class, model_class, processor_class, video_processor_class = classes[family]
     rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": MROPE_SECTION}
     if family == "qwen3-vl":
-        text, rope = {**text, "head_dim": HEAD_DIM}, {**rope, "mrope_interleaved": True}
+        text, rope = {**text, "head_dim": HEAD_DIM}, {**rope, "mrope_section": QWEN3_MROPE_SECTION, "mrope_interleaved": True}
     vision = _qwen_vision(family, text["hidden_size"])
     config = config_class(
         text_config={**text, "rope_parameters": rope},

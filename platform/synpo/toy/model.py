@@ -39,7 +39,7 @@ from synpo.toy.tokenizer import (
 
 ModelKind = Literal["vlm", "text"]
 RECIPE_FILE = "synpo_toy_model.json"
-RECIPE_VERSION = 2  # 2: the warm start also teaches retrospective refinement
+RECIPE_VERSION = 3  # 2: the warm start also teaches retrospective refinement; 3: Qwen3-VL M-RoPE sections that fit its interleaving
 
 HIDDEN_SIZE = 128
 TEXT_LAYERS = 2
