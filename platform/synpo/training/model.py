@@ -23,17 +23,25 @@ def is_video_model(model_dir: str | Path) -> bool:
     return hasattr(AutoConfig.from_pretrained(model_dir), "vision_config")
 
 
-def load_base(model_dir: str | Path, dtype: torch.dtype = torch.float32):
+def training_dtype(device: torch.device) -> torch.dtype:
+    """The weights' dtype for training on ``device``: bf16 on GPUs (what DeepSpeed's bf16 mode trains; fp32 master
+    copies live in its optimizer), fp32 on CPU workers."""
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def load_base(model_dir: str | Path, dtype: torch.dtype = torch.float32, device: torch.device | None = None):
     """``(model, processor)``: ``AutoModelForImageTextToText`` + ``AutoProcessor`` for VLMs,
-    ``AutoModelForCausalLM`` + tokenizer for text models."""
+    ``AutoModelForCausalLM`` + tokenizer for text models. The weights are read in ``dtype`` straight onto
+    ``device`` (a 7B model never passes through host memory in fp32: 33 GB per worker)."""
     path = Path(model_dir)
     if not (path / "config.json").is_file():
         raise ModelNotFound(f"{model_dir!r} is not a model folder (no config.json)")
+    placement = {"device_map": {"": device}} if device is not None and device.type != "cpu" else {}
     if is_video_model(path):
-        model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
+        model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype, **placement)
         use_reference_positions(model)  # Qwen2-VL / Qwen2.5-VL: the positions they were trained with (synpo.vlm.positions)
         return model, AutoProcessor.from_pretrained(path)
-    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype), AutoTokenizer.from_pretrained(path)
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **placement), AutoTokenizer.from_pretrained(path)
 
 
 # A video VLM (Qwen2-VL family, LLaVA family) is ``XForConditionalGeneration(model=XModel(language_model=...,
@@ -85,6 +93,15 @@ def add_lora(model: torch.nn.Module, settings: LoraSettings) -> torch.nn.Module:
             if is_vision_name(name):
                 parameter.requires_grad_(True)
     return peft_model
+
+
+def enable_activation_checkpointing(model: torch.nn.Module) -> None:
+    """Recompute each decoder layer's activations in backward instead of keeping them (transformers' gradient
+    checkpointing, non-reentrant: the reentrant form needs inputs that require grad, which frozen embeddings
+    and no-grad video features are not). Call after :func:`add_lora`."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    base.config.use_cache = False
 
 
 def trainable_parameters(model: torch.nn.Module) -> list[tuple[str, torch.nn.Parameter]]:

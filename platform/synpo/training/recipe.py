@@ -22,7 +22,13 @@ import torch
 from synpo.training.backend import Backend, TorchBackend
 from synpo.training.batches import PairBatches
 from synpo.training.config import TrainConfig
-from synpo.training.model import add_lora, is_video_model, load_base
+from synpo.training.model import (
+    add_lora,
+    enable_activation_checkpointing,
+    is_video_model,
+    load_base,
+    training_dtype,
+)
 from synpo.training.trainer import LoopHooks, PreferenceTrainer
 
 CPU = torch.device("cpu")
@@ -39,10 +45,14 @@ class Policy:
 
 
 def load_policy(config: TrainConfig, model_dir: str | Path, device: torch.device = CPU) -> Policy:
-    """Load ``model_dir`` and add ``config.lora``; seeded by ``config.seed`` so every rank starts identical."""
+    """Load ``model_dir`` in the training dtype onto ``device`` and add ``config.lora`` (then activation checkpointing,
+    if asked); seeded by ``config.seed`` so every rank starts identical."""
     torch.manual_seed(config.seed)
-    base, processor = load_base(model_dir)
-    return Policy(add_lora(base, config.lora).to(device), processor, is_video_model(model_dir))
+    base, processor = load_base(model_dir, dtype=training_dtype(device), device=device)
+    model = add_lora(base, config.lora).to(device)
+    if config.activation_checkpointing:
+        enable_activation_checkpointing(model)
+    return Policy(model, processor, is_video_model(model_dir))
 
 
 def make_backend(config: TrainConfig, model: torch.nn.Module, total_steps: int, device: torch.device, world_size: int) -> Backend:
