@@ -30,6 +30,7 @@ from synpo.sampling.vllm_engine import (
     load_failure_reason,
     lora_request,
     media_limits,
+    settings_for_adapter,
     to_candidate,
     vllm_sampling,
 )
@@ -45,7 +46,7 @@ class AsyncVLLMEngine:
         model_path = Path(model_dir)
         if not (model_path / "config.json").is_file():
             raise ModelNotFound(f"{str(model_dir)!r} is not a model folder (no config.json)")
-        self.settings = settings or VLLMSettings()
+        self.settings = settings_for_adapter(settings or VLLMSettings(), adapter)
         self._adapter_ids: dict[str, int] = {}
         self.default_adapter = None if adapter is None else str(Path(adapter).resolve())
         lora_request(self.default_adapter, self._adapter_ids, self.settings)  # checks the folder and enable_lora now

@@ -134,17 +134,43 @@ def media_limits(model_path: Path) -> dict[str, Any]:
     return {"limit_mm_per_prompt": {"video": 1, "image": 0}}
 
 
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the max_lora_rank values vLLM accepts
+
+
+def adapter_rank(adapter: str | Path) -> int:
+    """The LoRA rank ``r`` of an adapter folder (its ``adapter_config.json``)."""
+    config = Path(adapter) / "adapter_config.json"
+    if not config.is_file():
+        raise ModelNotFound(f"{str(adapter)!r} is not a LoRA adapter folder (no adapter_config.json)")
+    return int(json.loads(config.read_text())["r"])
+
+
+def settings_for_adapter(settings: VLLMSettings, adapter: str | Path | None) -> VLLMSettings:
+    """``settings`` able to serve ``adapter`` (read before any model loads): LoRA slots on and ``max_lora_rank`` at
+    least the adapter's rank (vLLM's default of 16 rejects a rank-128 adapter at the first generate, after every
+    actor has loaded the model). An adapter above vLLM's largest rank is refused here."""
+    if adapter is None:
+        return settings
+    rank = adapter_rank(adapter)
+    fitting = [value for value in LORA_RANKS if value >= rank]
+    if not fitting:
+        raise BadArgument(f"adapter {str(adapter)!r} has LoRA rank {rank}; vLLM serves ranks up to {LORA_RANKS[-1]}")
+    return settings.model_copy(update={"enable_lora": True, "max_lora_rank": max(settings.max_lora_rank, fitting[0])})
+
+
 def lora_request(adapter: str | Path | None, known: dict[str, int], settings: VLLMSettings):
-    """The ``LoRARequest`` for an adapter folder (``None`` for none); ``known`` numbers the adapters an engine has seen."""
+    """The ``LoRARequest`` for an adapter folder (``None`` for none); ``known`` numbers the adapters an engine has seen.
+    An adapter the engine's settings cannot serve is refused here, naming the setting."""
     if adapter is None:
         return None
+    rank = adapter_rank(adapter)
+    if not settings.enable_lora:
+        raise BadArgument(f"adapter {str(adapter)!r} needs vllm.enable_lora=true (and max_lora_rank >= its rank, {rank})")
+    if rank > settings.max_lora_rank:
+        raise BadArgument(f"adapter {str(adapter)!r} has LoRA rank {rank} but the engine serves ranks up to vllm.max_lora_rank={settings.max_lora_rank}")
     from vllm.lora.request import LoRARequest
 
     path = str(Path(adapter).resolve())
-    if not (Path(path) / "adapter_config.json").is_file():
-        raise ModelNotFound(f"{str(adapter)!r} is not a LoRA adapter folder (no adapter_config.json)")
-    if not settings.enable_lora:
-        raise BadArgument(f"adapter {str(adapter)!r} needs vllm.enable_lora=true (and max_lora_rank >= the adapter's rank)")
     lora_id = known.setdefault(path, len(known) + 1)
     return LoRARequest(lora_name=f"adapter-{lora_id}", lora_int_id=lora_id, lora_path=path)
 
@@ -186,7 +212,7 @@ class VLLMEngine:
         model_path = Path(model_dir)
         if not (model_path / "config.json").is_file():
             raise ModelNotFound(f"{str(model_dir)!r} is not a model folder (no config.json); build one with `synpo toy model`")
-        self.settings = settings or VLLMSettings()
+        self.settings = settings_for_adapter(settings or VLLMSettings(), adapter)
         try:
             self.llm = LLM(str(model_path), **{**media_limits(model_path), **self.settings.llm_kwargs()})
         except (ValueError, RuntimeError) as error:  # what vLLM raises for a model or settings it cannot serve
