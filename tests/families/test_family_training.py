@@ -102,3 +102,16 @@ def test_a_step_trains_language_adapters_only_and_the_reference_stays_the_base(f
     torch.testing.assert_close(reference[0], summed(base.chosen_logps, base.chosen_mask), rtol=0.0, atol=2e-3)
     torch.testing.assert_close(reference[1], summed(base.rejected_logps, base.rejected_mask), rtol=0.0, atol=2e-3)
     assert not torch.allclose(summed(adapted.chosen_logps, adapted.chosen_mask), reference[0], atol=1e-3)  # the policy did move
+
+
+@pytest.mark.parametrize("family", FAMILIES_UNDER_TEST)
+def test_the_first_pairs_of_a_batch_score_as_in_the_batch(family, family_vlm, examples):
+    """PairBatch.first_pairs (the gradient-split diagnostic's one pair): its rows and its video, in the family's layout."""
+    model, processor = load_base(family_vlm(family))
+    batch = PairCollator(processor, max_response_tokens=RESPONSE_TOKENS)(examples)
+    first = batch.first_pairs(1)
+    assert first.pair_ids == batch.pair_ids[:1] and first.input_ids.shape[0] == 2
+    with torch.no_grad():
+        whole, alone = response_logps(model.eval(), batch), response_logps(model, first)
+    torch.testing.assert_close(summed(alone.chosen_logps, alone.chosen_mask), summed(whole.chosen_logps, whole.chosen_mask)[:1], rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(summed(alone.rejected_logps, alone.rejected_mask), summed(whole.rejected_logps, whole.rejected_mask)[:1], rtol=1e-5, atol=1e-4)

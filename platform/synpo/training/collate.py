@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from synpo.pairs.schema import PairSchemaError
+from synpo.vlm.videos import first_videos
 
 IGNORE_INDEX = -100
 TEXT_INPUTS = ("input_ids", "attention_mask", "mm_token_type_ids")  # the processor's outputs that are not the video's
@@ -53,6 +54,19 @@ class PairBatch:
     @property
     def num_pairs(self) -> int:
         return len(self.pair_ids)
+
+    def first_pairs(self, count: int) -> PairBatch:
+        """The batch of this batch's first ``count`` pairs (their chosen and rejected rows, their videos)."""
+        pairs = self.num_pairs
+        rows = torch.tensor(list(range(count)) + list(range(pairs, pairs + count)))
+        picked = {name: value[rows] for name, value in self.__dict__.items() if isinstance(value, torch.Tensor) and value.shape[0] == 2 * pairs}
+        return PairBatch(
+            pair_ids=self.pair_ids[:count],
+            **picked,
+            videos=None if self.videos is None else first_videos(self.videos, count),
+            ref_chosen_logp=None if self.ref_chosen_logp is None else self.ref_chosen_logp[:count],
+            ref_rejected_logp=None if self.ref_rejected_logp is None else self.ref_rejected_logp[:count],
+        )
 
     def to(self, device: torch.device) -> PairBatch:
         moved = {

@@ -90,17 +90,21 @@ class PreferenceTrainer:
                 step=step,
             )
 
-    def _gradient_split(self, batch: PairBatch, step_output) -> dict[str, float]:
-        """Chosen/rejected gradient norms; under DeepSpeed on hook-free parameter copies (one extra forward)."""
-        if not self.backend.hooks_on_parameters:
-            return gradient_split(step_output, [parameter for parameter in self.model.parameters() if parameter.requires_grad])
-        copies = ClonedParameters(self.model.module)
+    def _gradient_split(self, batch: PairBatch) -> dict[str, float]:
+        """Chosen/rejected gradient norms of the batch's first pair, from a forward of its own. Called after the
+        micro-batch's backward has freed its graph, so the diagnostic never holds a second batch's activations
+        beside the step's; under DeepSpeed on hook-free parameter copies (ZeRO's reduction hooks sit on the real ones)."""
+        if self.backend.hooks_on_parameters:
+            model = ClonedParameters(self.model.module)
+            parameters = list(model.clones.values())
+        else:
+            model, parameters = self.model, [parameter for parameter in self.model.parameters() if parameter.requires_grad]
         with self._autocast():
             result = compute_step(
-                copies, batch.to(self.device), self.objective,
+                model, batch.first_pairs(1).to(self.device), self.objective,
                 reference=self.config.reference, encode_video_once=self.config.encode_video_once,
             )
-        return gradient_split(result, list(copies.clones.values()))
+        return gradient_split(result, parameters)
 
     def evaluate(self) -> dict[str, float]:
         """Validation means: loss, accuracy, margin and the held-out NLL of chosen captions."""
@@ -173,9 +177,9 @@ class PreferenceTrainer:
             for micro_index, batch in enumerate(self.batches.train(epoch)):
                 step_output = self._step_result(batch, result.steps + 1)
                 starts_step = micro_index % self.accumulation_steps == 0
-                if starts_step and grad_split_every and (result.steps + 1) % grad_split_every == 0:
-                    window.split = self._gradient_split(batch, step_output)
                 self.backend.backward(step_output.loss, self.accumulation_steps)
+                if starts_step and grad_split_every and (result.steps + 1) % grad_split_every == 0:
+                    window.split = self._gradient_split(batch)  # after backward: the step's graph is gone
                 window.add(step_output.metrics(), batch.num_pairs, step_output.num_tokens)
                 if (micro_index + 1) % self.accumulation_steps == 0:
                     row = self._optimizer_step(result, window, epoch)

@@ -92,6 +92,15 @@ def row_inputs(tensors: dict[str, torch.Tensor], rows: list[int]) -> dict[str, t
     return {name: value[index.to(value.device)] for name, value in tensors.items() if name != PIXELS}
 
 
+def first_videos(tensors: dict[str, torch.Tensor], count: int) -> dict[str, torch.Tensor]:
+    """The per-video tensors of the first ``count`` videos (Qwen's pixels are every video's patches in a row:
+    ``t * h * w`` each, from ``video_grid_thw``; the LLaVA families' have one entry per video)."""
+    if "video_grid_thw" in tensors:
+        patches = int(tensors["video_grid_thw"][:count].prod(-1).sum())
+        return {name: value[:patches] if name == PIXELS else value[:count] for name, value in tensors.items()}
+    return {name: value[:count] for name, value in tensors.items()}
+
+
 def encode(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> ModelOutput:
     """The vision side's output for each video of ``tensors`` (``model`` is the VLM or its inner model)."""
     inputs = {name: tensors[name] for name in FEATURE_INPUTS if name in tensors}
