@@ -140,3 +140,13 @@ def test_a_bad_preset_is_refused_by_name(tmp_path):
     preset.write_text("train: {model: /m, lora: {rnak: 8}}\n")
     with pytest.raises(ConfigError, match=r"(?s)m\.yaml\[train\].*lora\.rnak = 8: unknown key"):
         load_config(JOB_CONFIGS["train"], None, [], preset=preset, section="train")
+
+
+@pytest.mark.parametrize("job", ["pairs", "eval"])
+def test_a_vllm_model_split_over_other_gpus_than_its_actor_holds_is_refused(job):
+    folder = PRESETS.parent
+    load_config(JOB_CONFIGS[job], folder / f"{job}.yaml", [])  # the shipped cluster config: 1 GPU, tensor_parallel_size 1
+    with pytest.raises(ConfigError, match=r"tensor_parallel_size \(2\) must equal engine_pool.num_gpus \(1\)"):
+        load_config(JOB_CONFIGS[job], folder / f"{job}.yaml", ["engine.vllm.tensor_parallel_size=2"])
+    config = load_config(JOB_CONFIGS[job], folder / f"{job}.yaml", ["engine.vllm.tensor_parallel_size=2", "engine_pool.num_gpus=2"])
+    assert config.engine.vllm.tensor_parallel_size == 2

@@ -78,6 +78,11 @@ class EvalConfig(StrictModel):
         default_factory=lambda: MlflowSettings(experiment="synpo-eval"), description="MLflow tracking (and the registry of models:/ URIs)"
     )
 
+    @pydantic.model_validator(mode="after")
+    def _engine_fits_pool(self) -> EvalConfig:
+        self.engine.check_gpus(self.engine_pool.num_gpus)
+        return self
+
     def require_paths(self) -> None:
         missing = [name for name in ("model", "eval_set", "output") if not getattr(self, name)]
         if missing:

@@ -87,6 +87,7 @@ class PairsConfig(StrictModel):
     @pydantic.model_validator(mode="after")
     def _engine_serves_mode(self) -> PairsConfig:
         self.engine.check_mode(self.candidates.mode, field="candidates.mode")
+        self.engine.check_gpus(self.engine_pool.num_gpus)
         if self.candidates.sampling.n < 2:
             raise ValueError(f"candidates.sampling.n must be >= 2 to form a pair, got {self.candidates.sampling.n}")
         return self

@@ -32,6 +32,16 @@ class EngineSettings(StrictModel):
             raise ValueError(f"{field}={mode!r} with engine.kind=vllm: {NO_CONTRASTIVE_ON_VLLM}")
 
 
+    def check_gpus(self, gpus_per_actor: float, field: str = "engine_pool.num_gpus") -> None:
+        """Refuse a vLLM model split over another number of GPUs than its actor holds (``field`` names the pool setting)."""
+        parallel = self.vllm.tensor_parallel_size
+        if self.kind == "vllm" and gpus_per_actor > 0 and parallel != gpus_per_actor:
+            raise ValueError(
+                f"engine.vllm.tensor_parallel_size ({parallel}) must equal {field} ({gpus_per_actor:g}): "
+                "vLLM splits the model over the GPUs its actor holds"
+            )
+
+
 def build_engine(settings: EngineSettings, storage: Storage | None = None):
     """The engine ``settings`` describe, on this node's copy of ``settings.model`` (:func:`synpo.models.resolve_model`:
     a folder, s3://, a hub id or toy://); imports torch/transformers or vLLM only when chosen."""
