@@ -11,6 +11,7 @@ A restarted or rerun worker group resumes from the latest one, mid-epoch include
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from contextlib import ExitStack
@@ -51,15 +52,45 @@ def make_reducer(device: torch.device):
 
 
 class MlflowStepLogger:
-    """Rank 0: every metrics row to the MLflow run (with its step) and a line on stdout."""
+    """Rank 0: every metrics row to the MLflow run (with its step) and a line on stdout.
+
+    A tracking hiccup never fails a training step (a raised error would restart the whole worker group
+    from its last checkpoint): rows that could not be sent stay queued, with a warning, and go with the
+    next row that gets through. MLflow's HTTP retries are kept short here (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``
+    and ``MLFLOW_HTTP_REQUEST_TIMEOUT``, unless set) so a server that is down stalls a step by seconds, not minutes.
+    """
+
+    MAX_QUEUED = 100_000  # metric values kept while the server is away (the oldest are dropped beyond, with a warning)
+    BATCH = 1000  # MLflow's limit of metrics per log_batch
 
     def __init__(self, tracking_uri: str | None, run_id: str | None, world: int) -> None:
         self.client = None
         if tracking_uri and run_id:
             from mlflow import MlflowClient
 
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
             self.client = MlflowClient(tracking_uri)
         self.run_id, self.world = run_id, world
+        self.queued: list = []  # mlflow Metric values not yet accepted by the server
+
+    def _send(self, metrics: list) -> None:
+        self.queued.extend(metrics)
+        if len(self.queued) > self.MAX_QUEUED:
+            dropped = len(self.queued) - self.MAX_QUEUED
+            print(f"warning: MLflow still unreachable; dropping the {dropped} oldest queued metric values", flush=True)
+            del self.queued[:dropped]
+        backlog = len(self.queued) > len(metrics)
+        try:
+            while self.queued:
+                self.client.log_batch(self.run_id, metrics=self.queued[: self.BATCH])
+                del self.queued[: self.BATCH]
+        except Exception as error:  # noqa: BLE001 - any tracking failure (HTTP, server, auth): keep the rows, never fail the step
+            print(f"warning: MLflow logging failed ({type(error).__name__}: {str(error)[:200]}); "
+                  f"{len(self.queued)} metric values queued for the next step", flush=True)  # fmt: skip
+            return
+        if backlog:
+            print("MLflow logging is back: queued metrics sent", flush=True)
 
     def __call__(self, metrics: dict[str, float], step: int) -> None:
         row = dict(metrics)
@@ -69,7 +100,7 @@ class MlflowStepLogger:
             from mlflow.entities import Metric
 
             now = int(time.time() * 1000)
-            self.client.log_batch(self.run_id, metrics=[Metric(key, float(value), now, step) for key, value in row.items()])
+            self._send([Metric(key, float(value), now, step) for key, value in row.items()])
         shown = {key: row[key] for key in ("loss", "rewards/margin", "rewards/accuracy", "val/loss", "val/accuracy") if key in row}
         print(f"step {step} " + " ".join(f"{key}={value:.4f}" for key, value in shown.items()), flush=True)
 
