@@ -53,7 +53,8 @@ def test_video_prompts_reach_vllm_as_frames_and_n_samples_come_back(vlm_engine, 
     assert len(result.candidates) == 4 and len(set(token_ids(result))) == 4
     assert all(len(candidate.logprobs) == len(candidate.token_ids) > 0 for candidate in result.candidates)
     [(prompts, outputs)] = vlm_calls
-    assert prompts[0]["multi_modal_data"]["video"] is frames[0]
+    video, metadata = prompts[0]["multi_modal_data"]["video"]  # the frames and their times (24 fps: no span given)
+    assert video is frames[0] and metadata["fps"] == 24.0 and metadata["frames_indices"] == list(range(len(frames[0])))
     assert "<|vision_start|><|video_pad|><|vision_end|>" in prompts[0]["prompt"]
     video_tokens = outputs[0].prompt_token_ids.count(vlm_engine.tokenizer.convert_tokens_to_ids("<|video_pad|>"))
     assert video_tokens > 1  # the placeholder was expanded to the video's tokens
@@ -112,7 +113,7 @@ def test_retrospection_on_video_refines_the_first_pass_texts_with_the_same_frame
     first_texts = [completion.text.strip() for completion in first_outputs[0].outputs]
     assert len(second_prompts) == 2
     for prompt, text in zip(second_prompts, first_texts, strict=True):
-        assert text in prompt["prompt"] and prompt["multi_modal_data"]["video"] is frames[2]
+        assert text in prompt["prompt"] and prompt["multi_modal_data"]["video"][0] is frames[2]
     assert [candidate.first_pass for candidate in result.candidates] == first_texts
 
 
