@@ -18,11 +18,12 @@ import re
 import numpy as np
 import pytest
 import torch
-from family_support import FAMILIES_UNDER_TEST, INSTRUCTION, stock_inputs
+from family_support import FAMILIES_UNDER_TEST, INSTRUCTION
 
 from synpo.sampling.contrastive import SparseBranch
 from synpo.sampling.hf_engine import HFEngine
 from synpo.sampling.request import CaptionRequest, ContrastiveSettings, SamplingParams
+from synpo.testing.processor_inputs import stock_inputs
 from synpo.toy.videos import ToyVideoSpec, write_toy_videos
 from synpo.video.metadata import frame_metadata
 from synpo.video.sampler import VideoSamplingConfig, sample_video

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from family_support import FAMILIES_UNDER_TEST, stock_inputs
+from family_support import FAMILIES_UNDER_TEST
 from safetensors.torch import load_file
 
 from synpo.storage import Storage
+from synpo.testing.processor_inputs import stock_inputs
 from synpo.toy.pairs import toy_pairs
 from synpo.toy.videos import ToyVideoSpec, write_toy_videos
 from synpo.training.batches import InMemoryBatches

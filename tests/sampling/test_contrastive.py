@@ -6,12 +6,12 @@ import math
 
 import pytest
 import torch
-from sampling_support import reference_inputs
 
 from synpo.sampling.contrastive import SparseBranch, contrast_logits
 from synpo.sampling.hf_engine import HFEngine
 from synpo.sampling.prompts import REFINE_TEMPLATE, refine_prompt
 from synpo.sampling.request import CaptionRequest, ContrastiveSettings, SamplingParams
+from synpo.testing.processor_inputs import stock_inputs
 from synpo.video import VideoSamplingConfig, sample_video
 
 
@@ -72,7 +72,7 @@ def test_sparse_branch_cached_steps_match_an_uncached_forward(engine, frames):
             logits.append(branch.next_logits(grown))
         for row, instruction in enumerate(instructions):
             for step in range(tokens.shape[1] + 1):
-                reference = engine.model(**reference_inputs(engine, instruction, sparse, tokens[row, :step].tolist())).logits[0, -1]
+                reference = engine.model(**stock_inputs(engine.processor, instruction, sparse, None, tokens[row, :step].tolist())).logits[0, -1]
                 torch.testing.assert_close(logits[step][row], reference, rtol=1e-4, atol=1e-4)
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from sampling_support import reference_inputs
 
 from synpo.sampling.hf_engine import HFEngine
 from synpo.sampling.passes import run_request
 from synpo.sampling.prompts import REFINE_TEMPLATE
 from synpo.sampling.request import Candidate, CaptionRequest, SamplingParams
+from synpo.testing.processor_inputs import stock_inputs
 from synpo.video import VideoSamplingConfig, sample_video
 
 PROMPT = "Describe this video."
@@ -41,7 +41,7 @@ def test_logprobs_are_the_models_own_token_probabilities(engine, frames):
     candidate = engine.caption(frames, PROMPT, SamplingParams(n=1, seed=4, max_new_tokens=8, logprobs=True))[0]
     assert len(candidate.logprobs) == len(candidate.token_ids) == 8
     with torch.no_grad():
-        logits = engine.model(**reference_inputs(engine, PROMPT, frames, candidate.token_ids)).logits[0, -9:-1]
+        logits = engine.model(**stock_inputs(engine.processor, PROMPT, frames, None, candidate.token_ids)).logits[0, -9:-1]
     expected = torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(candidate.token_ids)[:, None])[:, 0]
     torch.testing.assert_close(torch.tensor(candidate.logprobs), expected, rtol=1e-4, atol=1e-4)
     # The engine's own teacher forcing (what tests/vllm_cpu checks vLLM's samples against) agrees.
