@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from synpo.config.loader import load_config
-from synpo.pairs import write_pairs
+from synpo.pairs import read_pairs, write_pairs
+from synpo.storage import Storage
 from synpo.testing.train_checkpoints import registered_checkpoint_steps
 from synpo.training.config import TrainConfig
 
@@ -159,6 +160,30 @@ def test_zero3_runs(job_setup, ray_cluster):
     _, overrides = job_setup
     result = run_training([*overrides, "run.name=zero3", "deepspeed.zero_stage=3", "optim.epochs=1", "registry.model_name=null"])
     assert result.steps == 3
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_nan_loss_stops_every_worker_once_and_the_job_is_not_retried(job_setup, ray_cluster, capsys):
+    """A corrupt precomputed reference (NaN) on one pair: both workers stop together at that step, the job
+    exits 2 naming the pair, the MLflow run is FAILED with the reason, nothing is registered, and Ray Train
+    does not restart the group (max_failures=2 would replay the steps: no step is logged twice)."""
+    root, overrides = job_setup
+    rows = [{**row, "ref_chosen_logp": -30.0, "ref_rejected_logp": -30.0} for row in read_pairs(str(root / "pairs.parquet"), Storage())]
+    poisoned = rows[0]["pair_id"]
+    rows[0]["ref_chosen_logp"] = float("nan")
+    write_pairs(rows, str(root / "poisoned.parquet"))
+    arguments = [*overrides, f"pairs={root / 'poisoned.parquet'}", "objective=dpo", "reference=precomputed", "run.name=nan-stop",
+                 "run.max_failures=2", "optim.epochs=1", "val_fraction=0", "registry.model_name=nan-captioner"]  # fmt: skip
+    assert run_job_cli("--config", str(LOCAL_CONFIG), *arguments) == 2
+    error = capsys.readouterr().err
+    assert f"loss nan from pairs ['{poisoned}']" in error and "Training stopped on every worker" in error
+    client = mlflow.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("tests").experiment_id], "tags.`synpo.run_name` = 'nan-stop'")
+    assert run.info.status == "FAILED" and poisoned in run.data.tags["synpo.stopped"]
+    steps = [metric.step for metric in client.get_metric_history(run.info.run_id, "loss")]
+    assert len(steps) == len(set(steps)) and str(max(steps, default=0) + 1) in error.split("optimizer step ")[1].split()[0]
+    assert not client.search_registered_models("name = 'nan-captioner'")
 
 
 @pytest.mark.parametrize(

@@ -109,3 +109,9 @@ def test_deepspeed_trainer_from_the_same_builder(process_group, tiny_text_lm, ze
     assert has_split == ([True, True] if zero_stage == 2 else [False, False])
     if zero_stage == 2:
         assert all(row["grad_norm/chosen"] > 0 and row["grad_norm/rejected"] > 0 for row in history)
+
+
+def test_skipping_non_finite_batches_is_refused_under_zero3():
+    config_for(optim=OptimSettings(skip_nonfinite_batches=2), deepspeed=DeepSpeedSettings(zero_stage=2))
+    with pytest.raises(pydantic.ValidationError, match="skip_nonfinite_batches needs ZeRO stage 0-2"):
+        config_for(optim=OptimSettings(skip_nonfinite_batches=2), deepspeed=DeepSpeedSettings(zero_stage=3))

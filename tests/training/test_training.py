@@ -1,6 +1,7 @@
 """The tiny (warm-started) VLM trained for a few dozen steps on known-answer toy pairs, per objective."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -117,16 +118,30 @@ def test_reference_is_the_model_with_adapters_disabled(warm_vlm, examples):
     assert not torch.allclose((adapted.chosen_logps * adapted.chosen_mask).sum(-1), ref_chosen, atol=1e-3)
 
 
-def test_non_finite_loss_names_the_step_and_pairs(warm_vlm, examples):
-    base, processor = load_base(warm_vlm)
-    model = add_lora(base, LoraSettings(rank=4, alpha=8))
-    batch = PairCollator(processor, 160)(examples[:2])
-    objective = get_objective("dpo").configure({})
-    batch.ref_chosen_logp = torch.tensor([float("nan"), 0.0])
-    batch.ref_rejected_logp = torch.tensor([0.0, 0.0])
-    with pytest.raises(NonFiniteLossError) as error:
-        compute_step(model, batch, objective, reference="precomputed", step=17)
-    assert "step 17" in str(error.value) and examples[0].pair_id in str(error.value)
+def test_a_non_finite_loss_stops_naming_the_step_and_pairs_or_is_skipped_when_allowed(warm_vlm, examples):
+    """One worker (plain PyTorch): a NaN reference log-prob makes the loss NaN. With no skips allowed the loop
+    stops naming the step and the pair; with one allowed it trains on without that micro-batch's gradient."""
+    poisoned = [replace(example, ref_chosen_logp=-30.0, ref_rejected_logp=-30.0) for example in examples[:4]]
+    poisoned[2] = replace(poisoned[2], ref_chosen_logp=float("nan"))
+    for skips in (0, 1):
+        config = TrainConfig(
+            pairs="in-memory", objective="dpo", reference="precomputed", lora=LoraSettings(rank=4, alpha=8, dropout=0.0),
+            optim=OptimSettings(effective_batch_size=1, micro_batch_size=1, epochs=1, skip_nonfinite_batches=skips),
+            diagnostics=DiagnosticsSettings(grad_norm_every_steps=0), scaling=ScalingSettings(num_workers=1), deepspeed=DeepSpeedSettings(enabled=False),
+        )  # fmt: skip
+        policy = load_policy(config, warm_vlm)
+        rows: list[dict] = []
+        trainer = build_trainer(config, policy, InMemoryBatches(poisoned, PairCollator(policy.processor, 160), config), hooks=LoopHooks(log=lambda row, step, rows=rows: rows.append(row)))
+        if skips == 0:
+            with pytest.raises(NonFiniteLossError) as stopped:
+                trainer.fit()
+            assert f"at optimizer step {len(rows) + 1} (epoch 0): worker 0: loss nan from pairs ['{poisoned[2].pair_id}']" in str(stopped.value)
+            continue
+        result = trainer.fit()
+        assert result.steps == 4 and result.skipped_batches == 1
+        assert sum("loss" not in row for row in rows) == 1  # the skipped step logged no loss means, and no NaN
+        assert all(math.isfinite(value) for row in rows for value in row.values())
+        assert all(torch.isfinite(parameter).all() for parameter in policy.model.parameters())
 
 
 def test_precomputed_reference_is_required_when_asked(warm_vlm, examples):

@@ -28,6 +28,8 @@ class Backend(Protocol):
 
     def backward(self, loss: torch.Tensor, accumulation_steps: int) -> None: ...
 
+    def skip(self, accumulation_steps: int) -> None: ...  # a micro-batch that contributes no gradient
+
     def step(self) -> float: ...
 
     def save(self, folder: Path) -> None: ...
@@ -58,6 +60,9 @@ class TorchBackend:
 
     def backward(self, loss: torch.Tensor, accumulation_steps: int) -> None:
         (loss / accumulation_steps).backward()
+
+    def skip(self, accumulation_steps: int) -> None:
+        """Nothing to do: the skipped micro-batch simply adds no gradient."""
 
     def step(self) -> float:
         """Clip, update, advance the schedule; returns the pre-clip global gradient norm."""

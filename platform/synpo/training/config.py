@@ -42,6 +42,12 @@ class OptimSettings(StrictModel):
     max_grad_norm: float = pydantic.Field(default=1.0, gt=0, description="gradient clipping threshold (global L2 norm)")
     epochs: int = pydantic.Field(default=5, ge=1, description="passes over the training pairs")
     max_steps: int | None = pydantic.Field(default=None, ge=1, description="stop after this many optimizer steps (None = all epochs)")
+    skip_nonfinite_batches: int = pydantic.Field(
+        default=0,
+        ge=0,
+        description="micro-batches with a NaN/inf loss on any worker that every worker skips together (no gradient from them) "
+        "before training stops with an error that is not retried; 0 = stop at the first",
+    )
 
     @pydantic.model_validator(mode="after")
     def _divisible(self) -> OptimSettings:
@@ -185,6 +191,9 @@ class TrainConfig(StrictModel):
             )
         if not self.mlflow.enabled:
             raise ValueError("mlflow.enabled=false: training tracks its run and registers its model in MLflow; point mlflow.tracking_uri at a local sqlite file instead")
+        if self.optim.skip_nonfinite_batches and self.deepspeed.enabled and self.deepspeed.zero_stage == 3:
+            raise ValueError("optim.skip_nonfinite_batches needs ZeRO stage 0-2: ZeRO-3 partitions the parameters, so a skipped "
+                             "micro-batch cannot give them a zero gradient outside a forward; set it to 0 (stop at the first)")  # fmt: skip
         if not self.deepspeed.enabled and self.scaling.num_workers > 1:
             raise ValueError("deepspeed.enabled=false trains in one worker only; set scaling.num_workers=1")
         return self

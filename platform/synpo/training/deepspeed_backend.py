@@ -67,6 +67,7 @@ class DeepSpeedBackend:
 
     def __init__(self, model: torch.nn.Module, config: TrainConfig, world_size: int, total_steps: int, use_bf16: bool):
         parameters = [parameter for _, parameter in trainable_parameters(model)]
+        self.parameters = parameters
         optimizer, scheduler = make_optimizer(parameters, config.optim, total_steps)
         self.partitions_parameters = config.deepspeed.zero_stage == 3
         self.engine, _, _, _ = deepspeed.initialize(
@@ -89,6 +90,12 @@ class DeepSpeedBackend:
     def backward(self, loss: torch.Tensor, accumulation_steps: int) -> None:
         self.engine.backward(loss)
         self.engine.step()  # a no-op except at the accumulation boundary
+
+    def skip(self, accumulation_steps: int) -> None:
+        """A zero loss on the trainable parameters through the engine: DeepSpeed counts the micro-batch, so its
+        accumulation boundary stays the loop's, and ZeRO-2's gradient reduction sees every parameter (zeros)."""
+        zero = torch.stack([parameter.sum() for parameter in self.parameters]).sum() * 0.0
+        self.backward(zero, accumulation_steps)
 
     def step(self) -> float:
         """Called at the boundary, after the engine stepped; returns the pre-clip global gradient norm."""

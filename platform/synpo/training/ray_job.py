@@ -24,7 +24,14 @@ from synpo.training.batches import steps_per_epoch
 from synpo.training.config import TrainConfig
 from synpo.training.data import load_splits
 from synpo.training.plots import plot_training_curves
-from synpo.training.worker import ADAPTER_DIR, STATE_FILE, WorkerLoopConfig, train_loop_per_worker
+from synpo.training.step import NonFiniteLossError
+from synpo.training.worker import (
+    ADAPTER_DIR,
+    STATE_FILE,
+    WorkerLoopConfig,
+    stop_marker,
+    train_loop_per_worker,
+)
 
 RUN_NAME_TAG = "synpo.run_name"
 
@@ -129,7 +136,16 @@ def run_training(config: TrainConfig) -> JobResult:
             failure_config=ray.train.FailureConfig(max_failures=config.run.max_failures),
         ),
     )
+    storage = Storage(config.storage)
+    if storage.exists(stop_marker(config)):
+        storage.delete(stop_marker(config))  # a previous attempt's: this one decides anew
     result = trainer.fit()
+    if storage.exists(stop_marker(config)):  # every worker stopped on purpose (not retried): the run fails, nothing is registered
+        reason = storage.read_text(stop_marker(config))
+        client = mlflow.MlflowClient(config.mlflow.tracking_uri)
+        client.set_tag(run_id, "synpo.stopped", reason[:5000])
+        client.set_terminated(run_id, "FAILED")
+        raise NonFiniteLossError(f"{reason} (MLflow run {run_id}; checkpoints so far under {join_uri(config.run.storage_path, config.run.name)})")
     job = _finish(config, run_id, result, base_model)
     summary = join_uri(config.run.storage_path, config.run.name, "job_result.json")
     Storage(config.storage).write_text(summary, json.dumps(asdict(job), indent=1))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from synpo.errors import UserError
 from synpo.losses import ConfiguredObjective, LossOutput
 from synpo.losses.common import mean_logp
 from synpo.pairs.schema import PairSchemaError
@@ -18,8 +19,9 @@ from synpo.training.collate import PairBatch
 from synpo.training.logprobs import ResponseLogps, encode_videos, reference_sequence_logps, response_logps
 
 
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or inf; training stops instead of silently skipping the batch."""
+class NonFiniteLossError(UserError, RuntimeError):
+    """The loss became NaN or inf on some worker, beyond ``optim.skip_nonfinite_batches``: every worker stops
+    together, and the job does not retry (a restart would replay the same data and hit it again)."""
 
 
 @dataclass
@@ -28,6 +30,10 @@ class StepResult:
     output: LossOutput
     logps: ResponseLogps
     num_tokens: int  # all non-padding tokens processed (prompt + video + responses)
+
+    @property
+    def finite(self) -> bool:
+        return math.isfinite(float(self.loss.detach()))
 
     def metrics(self) -> dict[str, float]:
         """Batch means of the step diagnostics (paper Fig. 3: rewards, margin, accuracy, language capability)."""
@@ -51,9 +57,9 @@ def compute_step(
     objective: ConfiguredObjective,
     reference: str = "adapters_off",
     encode_video_once: bool = True,
-    step: int | None = None,
 ) -> StepResult:
-    """Loss of ``batch`` under ``objective``; raises :class:`NonFiniteLossError` naming the step and pairs."""
+    """Loss of ``batch`` under ``objective``. A NaN or inf loss is returned as it is (``StepResult.finite``):
+    the trainer decides, with every worker, what happens to it."""
     features = encode_videos(model, batch) if batch.videos is not None and encode_video_once else None
     policy = response_logps(model, batch, video_features=features, encode_video_once=encode_video_once)
     ref_chosen = ref_rejected = None
@@ -66,8 +72,6 @@ def compute_step(
             ref_chosen, ref_rejected = reference_sequence_logps(model, batch, video_features=features)
     output = objective(policy.chosen_logps, policy.chosen_mask, policy.rejected_logps, policy.rejected_mask, ref_chosen, ref_rejected)
     loss = output.losses.mean()
-    if not math.isfinite(float(loss.detach())):
-        raise NonFiniteLossError(f"non-finite loss {float(loss.detach())} at step {step} for pairs {batch.pair_ids}")
     return StepResult(loss=loss, output=output, logps=policy, num_tokens=int(batch.attention_mask.sum()))
 
 

@@ -11,10 +11,12 @@ do the toy warm start, the benchmarks and the tests in one process (plain-PyTorc
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -22,7 +24,7 @@ from synpo.training.backend import Backend
 from synpo.training.batches import PairBatches
 from synpo.training.collate import PairBatch
 from synpo.training.config import TrainConfig
-from synpo.training.step import ClonedParameters, compute_step, gradient_split
+from synpo.training.step import ClonedParameters, NonFiniteLossError, StepResult, compute_step, gradient_split
 
 MetricLogger = Callable[[dict[str, float], int], None]
 Reducer = Callable[[dict[str, float], float], dict[str, float]]
@@ -35,16 +37,27 @@ def local_only(metrics: dict[str, float], weight: float) -> dict[str, float]:
     return metrics
 
 
+def this_rank(flag: bool) -> bool:
+    return flag
+
+
+def as_only_rank(value: Any) -> list[Any]:
+    return [value]
+
+
 def no_logging(metrics: dict[str, float], step: int) -> None:
     return None
 
 
 @dataclass(frozen=True)
 class LoopHooks:
-    """Where the loop reports: metric rows (rank 0 logs them), cross-worker means, checkpoints."""
+    """Where the loop reports and what it agrees on with the other workers (``synpo.training.collectives``):
+    metric rows (rank 0 logs them), cross-worker means, a flag true on every rank, every rank's value, checkpoints."""
 
     log: MetricLogger = no_logging
     reduce: Reducer = local_only
+    all_true: Callable[[bool], bool] = this_rank
+    gather: Callable[[Any], list[Any]] = as_only_rank
     checkpoint: Checkpointer | None = None
 
 
@@ -55,9 +68,12 @@ class TrainResult:
     best_epoch: int | None = None
     best_value: float | None = None
     epochs_done: int = 0
+    skipped_batches: int = 0  # micro-batches skipped by every worker for a non-finite loss
 
 
 def _mean(rows: list[dict[str, float]], weights: list[int]) -> dict[str, float]:
+    if not rows:  # every micro-batch of the step was skipped (on every worker alike)
+        return {}
     total = sum(weights)
     return {key: sum(row[key] * weight for row, weight in zip(rows, weights, strict=True)) / total for key in rows[0]}
 
@@ -79,15 +95,11 @@ class PreferenceTrainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return nullcontext()
 
-    def _step_result(self, batch: PairBatch, step: int):
+    def _step_result(self, batch: PairBatch) -> StepResult:
         with self._autocast():
             return compute_step(
-                self.model,
-                batch.to(self.device),
-                self.objective,
-                reference=self.config.reference,
-                encode_video_once=self.config.encode_video_once,
-                step=step,
+                self.model, batch.to(self.device), self.objective,
+                reference=self.config.reference, encode_video_once=self.config.encode_video_once,
             )
 
     def _gradient_split(self, batch: PairBatch) -> dict[str, float]:
@@ -115,7 +127,7 @@ class PreferenceTrainer:
         self.model.eval()
         with torch.no_grad():
             for batch in batches:
-                metrics = self._step_result(batch, step=-1).metrics()
+                metrics = self._step_result(batch).metrics()
                 rows.append(metrics)
                 weights.append(batch.num_pairs)
         self.model.train()
@@ -147,6 +159,8 @@ class PreferenceTrainer:
             "pairs_per_s": sum(window.weights) / elapsed,
             "epoch": float(epoch),
         }
+        if result.skipped_batches:
+            row["skipped_batches"] = float(result.skipped_batches)
         every = self.config.diagnostics
         if every.eval_every_steps and result.steps % every.eval_every_steps == 0:
             row.update(self.evaluate())
@@ -154,6 +168,33 @@ class PreferenceTrainer:
             self.hooks.log(row, result.steps)
             result.history.append({"step": result.steps, **row})
         return row
+
+    def _non_finite_where(self, output: StepResult, batch: PairBatch) -> str:
+        """Which workers had a non-finite loss, with their pairs (every rank calls this together)."""
+        mine = None
+        if not output.finite:
+            losses = output.output.losses.detach().float().cpu().tolist()
+            mine = (float(output.loss.detach()), [pair for pair, loss in zip(batch.pair_ids, losses, strict=True) if not math.isfinite(loss)])
+        return "; ".join(
+            f"worker {rank}: loss {found[0]} from pairs {found[1]}" for rank, found in enumerate(self.hooks.gather(mine)) if found is not None
+        )
+
+    def _skip_or_stop(self, result: TrainResult, where: str, epoch: int) -> None:
+        """Every worker, together: skip the micro-batch (no gradient from it) while ``optim.skip_nonfinite_batches``
+        allows, else raise :class:`NonFiniteLossError` on every worker alike."""
+        at = f"optimizer step {result.steps + 1} (epoch {epoch})"
+        limit = self.config.optim.skip_nonfinite_batches
+        if result.skipped_batches >= limit:
+            raise NonFiniteLossError(
+                f"non-finite loss at {at}: {where}. Training stopped on every worker"
+                + (f" after skipping {limit} such micro-batch(es) (optim.skip_nonfinite_batches)" if limit else "")
+                + "; a rerun would meet the same data: check those pairs (e.g. their ref_*_logp), lower optim.learning_rate, "
+                "or raise optim.skip_nonfinite_batches to skip them"
+            )
+        result.skipped_batches += 1
+        print(f"warning: non-finite loss at {at}: {where}; every worker skips this micro-batch "
+              f"({result.skipped_batches} of optim.skip_nonfinite_batches={limit})", flush=True)  # fmt: skip
+        self.backend.skip(self.accumulation_steps)
 
     def _reached_max_steps(self, result: TrainResult) -> bool:
         return self.config.optim.max_steps is not None and result.steps >= self.config.optim.max_steps
@@ -166,6 +207,10 @@ class PreferenceTrainer:
         ``run.checkpoint_every_steps``; the epoch that is best on ``best_metric`` is recorded in the result.
         A trailing group of fewer than ``accumulation_steps`` micro-batches at the end of an epoch
         still makes an optimizer step (its gradient is smaller, never carried into the next epoch).
+
+        A micro-batch whose loss is NaN or inf on any worker is handled alike on every worker (the flag is
+        agreed through ``hooks.all_true``, so no rank waits in a reduction another left): all skip it, up to
+        ``optim.skip_nonfinite_batches`` per run, then all raise :class:`NonFiniteLossError`.
         """
         result = resume or TrainResult()
         grad_split_every, checkpoint = self.grad_split_every, self.hooks.checkpoint
@@ -175,12 +220,18 @@ class PreferenceTrainer:
             window = _StepWindow()
             steps_in_epoch = steps_done_in_start_epoch if epoch == start_epoch else 0
             for micro_index, batch in enumerate(self.batches.train(epoch)):
-                step_output = self._step_result(batch, result.steps + 1)
+                step_output = self._step_result(batch)
                 starts_step = micro_index % self.accumulation_steps == 0
-                self.backend.backward(step_output.loss, self.accumulation_steps)
-                if starts_step and grad_split_every and (result.steps + 1) % grad_split_every == 0:
-                    window.split = self._gradient_split(batch)  # after backward: the step's graph is gone
-                window.add(step_output.metrics(), batch.num_pairs, step_output.num_tokens)
+                if self.hooks.all_true(step_output.finite):
+                    self.backend.backward(step_output.loss, self.accumulation_steps)
+                    if starts_step and grad_split_every and (result.steps + 1) % grad_split_every == 0:
+                        window.split = self._gradient_split(batch)  # after backward: the step's graph is gone
+                    window.add(step_output.metrics(), batch.num_pairs, step_output.num_tokens)
+                else:
+                    where = self._non_finite_where(step_output, batch)
+                    del step_output  # its graph, before the skip's backward
+                    self._skip_or_stop(result, where, epoch)
+                    window.skipped += 1
                 if (micro_index + 1) % self.accumulation_steps == 0:
                     row = self._optimizer_step(result, window, epoch)
                     steps_in_epoch += 1
@@ -189,7 +240,7 @@ class PreferenceTrainer:
                         break
                     if checkpoint and checkpoint_every and result.steps % checkpoint_every == 0:
                         checkpoint(self.backend, result, epoch, steps_in_epoch, row)
-            if window.rows:
+            if window.rows or window.skipped:
                 self._optimizer_step(result, window, epoch)
             validation = self.evaluate()
             if validation:
@@ -214,6 +265,7 @@ class _StepWindow:
     weights: list[int] = field(default_factory=list)
     tokens: int = 0
     split: dict[str, float] = field(default_factory=dict)
+    skipped: int = 0  # micro-batches skipped for a non-finite loss
     started: float = field(default_factory=time.perf_counter)
 
     def add(self, metrics: dict[str, float], pairs: int, tokens: int) -> None:

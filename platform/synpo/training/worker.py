@@ -20,35 +20,27 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 import torch
-import torch.distributed as dist
 
 from synpo.models import resolve_model
-from synpo.storage import Storage, StorageConfig
+from synpo.storage import Storage, StorageConfig, join_uri
 from synpo.training.backend import Backend
 from synpo.training.batches import ShardedBatches
 from synpo.training.collate import PairCollator
+from synpo.training.collectives import gather_objects, make_all_true, make_reducer
 from synpo.training.config import TrainConfig
 from synpo.training.data import load_splits
 from synpo.training.model import trainable_parameters
 from synpo.training.recipe import build_trainer, load_policy
+from synpo.training.step import NonFiniteLossError
 from synpo.training.trainer import LoopHooks, TrainResult, no_logging
 
 STATE_FILE = "trainer_state.json"
+STOP_FILE = "stopped.txt"  # rank 0 writes the reason here when every worker stopped training on purpose
+
+
+def stop_marker(config: TrainConfig) -> str:
+    return join_uri(config.run.storage_path, config.run.name, STOP_FILE)
 ADAPTER_DIR = "adapter"
-
-
-def make_reducer(device: torch.device):
-    """Weighted mean of metric dicts over all workers (identity without torch.distributed)."""
-
-    def reduce(metrics: dict[str, float], weight: float) -> dict[str, float]:
-        if not dist.is_initialized() or dist.get_world_size() == 1:
-            return metrics
-        keys = sorted(metrics)
-        values = torch.tensor([metrics[key] * weight for key in keys] + [weight], dtype=torch.float64, device=device)
-        dist.all_reduce(values)
-        return {key: float(values[index] / values[-1]) for index, key in enumerate(keys)}
-
-    return reduce
 
 
 class MlflowStepLogger:
@@ -194,13 +186,21 @@ def train_loop_per_worker(loop_config: WorkerLoopConfig) -> None:
         hooks = LoopHooks(
             log=MlflowStepLogger(config.mlflow.tracking_uri, loop_config["mlflow_run_id"], world) if rank == 0 else no_logging,
             reduce=make_reducer(device),
+            all_true=make_all_true(device),
+            gather=gather_objects,
             checkpoint=CheckpointWriter(policy.model, rank, config.deepspeed.zero_stage if config.deepspeed.enabled else 0),
         )
         trainer = build_trainer(config, policy, batches, device=device, world_size=world, hooks=hooks)
         if resume is not None:
             trainer.backend.load(folder)
-    if resume is None:
-        trainer.fit()
-        return
-    print(f"rank {rank}: resuming at epoch {resume.epoch}, step {resume.result.steps} ({resume.steps_in_epoch} into the epoch)", flush=True)
-    trainer.fit(start_epoch=resume.epoch, resume=resume.result, steps_done_in_start_epoch=resume.steps_in_epoch)
+    try:
+        if resume is None:
+            trainer.fit()
+            return
+        print(f"rank {rank}: resuming at epoch {resume.epoch}, step {resume.result.steps} ({resume.steps_in_epoch} into the epoch)", flush=True)
+        trainer.fit(start_epoch=resume.epoch, resume=resume.result, steps_done_in_start_epoch=resume.steps_in_epoch)
+    except NonFiniteLossError as error:
+        # Raised on every rank alike. A worker error would make Ray Train restart the group from the last checkpoint,
+        # replaying the same batches into the same NaN; so every rank returns, and rank 0 leaves the reason for the driver.
+        if rank == 0:
+            storage.write_text(stop_marker(config), str(error))
