@@ -138,6 +138,11 @@ def test_killed_worker_resumes_from_checkpoint_and_matches_uninterrupted_run(job
     reference = baseline["history"][-1]
     assert last["val/loss"] == pytest.approx(reference["val/loss"], abs=1e-4)
     assert last["val/accuracy"] == pytest.approx(reference["val/accuracy"], abs=1e-4)
+    # 8 checkpoints were taken (every step, and at both epoch ends); run.keep_checkpoints=2 keeps the two validated epoch
+    # ends (the best of them holds the registered adapter) and the latest, which is the second of them
+    run_folder = root / "ray" / "faulty"
+    assert sorted(registered_checkpoint_steps(run_folder)) == [3, 6] and len([folder for folder in run_folder.glob("checkpoint_*") if folder.is_dir()]) == 2
+    assert Path(result.best_adapter).is_dir() and Path(result.checkpoint_path).is_dir()
 
 
 @pytest.mark.slow

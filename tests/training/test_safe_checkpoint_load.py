@@ -14,6 +14,7 @@ import deepspeed
 import pytest
 import torch
 
+from synpo.training.checkpoints import ADAPTER_DIR, fetch, needed_to_resume
 from synpo.training.config import DeepSpeedSettings, LoraSettings, OptimSettings, ScalingSettings, TrainConfig
 from synpo.training.deepspeed_backend import CHECKPOINT_TAG, DeepSpeedBackend
 from synpo.training.model import add_lora, load_base
@@ -62,9 +63,29 @@ def train_and_save(model_dir: Path, zero_stage: int, folder: Path) -> tuple[Deep
     return backend, training_state(backend)
 
 
+def rank_files_on_s3(saved: Path, storage, bucket: str, zero_stage: int) -> str:
+    """The saved checkpoint in a bucket as a two-rank run's would be: rank 1's shard files (copies of rank 0's), an adapter."""
+    prefix = f"s3://{bucket}/zero{zero_stage}/checkpoint_000003"  # the bucket's name is cut before the parameter
+    for file in saved.rglob("*"):
+        if file.is_file():
+            relative = file.relative_to(saved).as_posix()
+            storage.write_bytes(f"{prefix}/{relative}", file.read_bytes())
+            if "zero_pp_rank_0_" in relative:
+                storage.write_bytes(f"{prefix}/{relative.replace('zero_pp_rank_0_', 'zero_pp_rank_1_')}", file.read_bytes())
+    storage.write_text(f"{prefix}/{ADAPTER_DIR}/adapter_config.json", "{}")
+    return prefix
+
+
 @pytest.mark.parametrize("zero_stage", [2, 3])
-def test_round_trip_restores_lora_weights_optimizer_and_schedule(process_group, tiny_text_lm, tmp_path, zero_stage):
-    trained, expected = train_and_save(tiny_text_lm, zero_stage, tmp_path)
+def test_round_trip_restores_lora_weights_optimizer_and_schedule(process_group, tiny_text_lm, tmp_path, zero_stage, s3_storage):
+    """Through S3 as a resuming rank 0 fetches it: only the shared files and its own ZeRO shards, and DeepSpeed resumes from them."""
+    trained, expected = train_and_save(tiny_text_lm, zero_stage, tmp_path / "saved")
+    storage, bucket = s3_storage
+    filesystem, path = storage.arrow_filesystem(rank_files_on_s3(tmp_path / "saved", storage, bucket, zero_stage))
+    fetched = fetch(filesystem, path, tmp_path / "fetched", lambda name: needed_to_resume(name, rank=0))
+    names = {file.relative_to(fetched).as_posix() for file in fetched.rglob("*") if file.is_file()}
+    saved = {file.relative_to(tmp_path / "saved").as_posix() for file in (tmp_path / "saved").rglob("*") if file.is_file()}
+    assert names == saved and any("zero_pp_rank_0_" in name for name in names)  # rank 1's shards and the adapter stayed in the bucket
     assert any("lora_B" in name and bool(tensor.abs().sum() > 0) for name, tensor in expected.items())  # it learned something
     assert any(name.startswith("optimizer.") for name in expected)
 
@@ -72,7 +93,7 @@ def test_round_trip_restores_lora_weights_optimizer_and_schedule(process_group, 
     fresh = training_state(restored)
     assert not any(name.startswith("optimizer.") for name in fresh)
     assert all(not torch.equal(fresh[name], expected[name]) for name in fresh if "lora_" in name)
-    restored.load(tmp_path)
+    restored.load(fetched)
     state = training_state(restored)
     assert state.keys() == expected.keys()
     for name, tensor in expected.items():

@@ -108,6 +108,12 @@ class RunSettings(StrictModel):
     storage_path: str = pydantic.Field(default="runs/ray", description="checkpoint storage: a local folder or s3:// prefix")
     max_failures: int = pydantic.Field(default=2, ge=-1, description="worker-group restarts from the last checkpoint (-1 = unlimited)")
     checkpoint_every_steps: int = pydantic.Field(default=0, ge=0, description="also checkpoint every N optimizer steps (0 = epoch ends only)")
+    keep_checkpoints: int | None = pydantic.Field(
+        default=2,
+        ge=1,
+        description="checkpoints kept: the best by best_metric (a mid-epoch checkpoint, without a validation of its own, ranks last); "
+        "the latest is kept besides, to resume from. None = keep all",
+    )
 
 
 class TrainConfig(StrictModel):

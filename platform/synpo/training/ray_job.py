@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import mlflow
+import pyarrow.fs as pafs
 import yaml
 
 from synpo.config.loader import ConfigError
@@ -21,13 +22,12 @@ from synpo.models import resolve_model
 from synpo.sampling.prompts import CAPTION_PROMPT
 from synpo.storage import Storage, join_uri, parse_uri
 from synpo.training.batches import steps_per_epoch
+from synpo.training.checkpoints import ADAPTER_DIR, SCORE, STATE_FILE, UNVALIDATED, fetch, remove_orphans
 from synpo.training.config import TrainConfig
 from synpo.training.data import load_splits
 from synpo.training.plots import plot_training_curves
 from synpo.training.step import NonFiniteLossError
 from synpo.training.worker import (
-    ADAPTER_DIR,
-    STATE_FILE,
     WorkerLoopConfig,
     stop_marker,
     train_loop_per_worker,
@@ -134,6 +134,9 @@ def run_training(config: TrainConfig) -> JobResult:
             storage_path=storage_path,
             storage_filesystem=storage_filesystem,
             failure_config=ray.train.FailureConfig(max_failures=config.run.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(
+                num_to_keep=config.run.keep_checkpoints, checkpoint_score_attribute=SCORE, checkpoint_score_order="max"
+            ),
         ),
     )
     storage = Storage(config.storage)
@@ -147,26 +150,30 @@ def run_training(config: TrainConfig) -> JobResult:
         client.set_terminated(run_id, "FAILED")
         raise NonFiniteLossError(f"{reason} (MLflow run {run_id}; checkpoints so far under {join_uri(config.run.storage_path, config.run.name)})")
     job = _finish(config, run_id, result, base_model)
+    if config.run.keep_checkpoints is not None:
+        remove_orphans(storage_filesystem or pafs.LocalFileSystem(), f"{storage_path}/{config.run.name}", {checkpoint.path for checkpoint, _ in result.best_checkpoints} | {result.checkpoint.path})
     summary = join_uri(config.run.storage_path, config.run.name, "job_result.json")
     Storage(config.storage).write_text(summary, json.dumps(asdict(job), indent=1))
     return job
 
 
-def _best_checkpoint(config: TrainConfig, result):
-    scored = [(checkpoint, metrics) for checkpoint, metrics in result.best_checkpoints if config.best_metric in metrics]
-    if not scored:
+def _best_checkpoint(result):
+    """The kept checkpoint with the best validation (the earliest among equals, as the trainer's best epoch); None without one."""
+    validated = [(checkpoint, metrics) for checkpoint, metrics in result.best_checkpoints if metrics.get(SCORE, UNVALIDATED) > UNVALIDATED]
+    if not validated:
         return None
-    pick = min if config.best_is_lower else max
-    return pick(scored, key=lambda item: item[1][config.best_metric])[0]
+    return max(validated, key=lambda item: (item[1][SCORE], -item[1]["step"]))[0]
 
 
 def _finish(config: TrainConfig, run_id: str, result, base_model: Path) -> JobResult:
     """On the driver: curves from the latest state, the best epoch's adapter logged and registered."""
     with tempfile.TemporaryDirectory(prefix="synpo-final-") as work:
-        latest = Path(result.checkpoint.to_directory(str(Path(work) / "latest")))
-        state = json.loads((latest / STATE_FILE).read_text())["result"]
-        best = _best_checkpoint(config, result)
-        best_dir = Path(best.to_directory(str(Path(work) / "best"))) if best is not None else latest
+        # only what is read here: the latest counters and the best checkpoint's adapter, not the optimizer shards
+        latest = result.checkpoint
+        state_dir = fetch(latest.filesystem, latest.path, Path(work) / "latest", lambda name: name == STATE_FILE)
+        state = json.loads((state_dir / STATE_FILE).read_text())["result"]
+        best = _best_checkpoint(result) or latest
+        best_dir = fetch(best.filesystem, best.path, Path(work) / "best", lambda name: name.startswith(f"{ADAPTER_DIR}/"))
         from synpo.registry.captioner_model import git_commit, log_captioner
 
         with mlflow.start_run(run_id=run_id):
@@ -193,5 +200,5 @@ def _finish(config: TrainConfig, run_id: str, result, base_model: Path) -> JobRe
         best_value=state["best_value"],
         model_version=version.version if version is not None else None,
         checkpoint_path=result.checkpoint.path,
-        best_adapter=f"{(best or result.checkpoint).path}/{ADAPTER_DIR}",
+        best_adapter=f"{best.path}/{ADAPTER_DIR}",
     )

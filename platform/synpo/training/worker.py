@@ -25,6 +25,14 @@ from synpo.models import resolve_model
 from synpo.storage import Storage, StorageConfig, join_uri
 from synpo.training.backend import Backend
 from synpo.training.batches import ShardedBatches
+from synpo.training.checkpoints import (
+    ADAPTER_DIR,
+    SCORE,
+    STATE_FILE,
+    checkpoint_score,
+    fetch,
+    needed_to_resume,
+)
 from synpo.training.collate import PairCollator
 from synpo.training.collectives import gather_objects, make_all_true, make_reducer
 from synpo.training.config import TrainConfig
@@ -34,13 +42,11 @@ from synpo.training.recipe import build_trainer, load_policy
 from synpo.training.step import NonFiniteLossError
 from synpo.training.trainer import LoopHooks, TrainResult, no_logging
 
-STATE_FILE = "trainer_state.json"
 STOP_FILE = "stopped.txt"  # rank 0 writes the reason here when every worker stopped training on purpose
 
 
 def stop_marker(config: TrainConfig) -> str:
     return join_uri(config.run.storage_path, config.run.name, STOP_FILE)
-ADAPTER_DIR = "adapter"
 
 
 class MlflowStepLogger:
@@ -142,10 +148,12 @@ class ResumePoint:
 
 class CheckpointWriter:
     """Every rank: the backend's state (DeepSpeed: one shard per rank) and the adapter; rank 0 adds the
-    loop's counters; reported to Ray Train with the latest validation metrics."""
+    loop's counters; reported to Ray Train with the latest validation metrics and the score it keeps checkpoints by
+    (``synpo.training.checkpoints``)."""
 
-    def __init__(self, policy_model: torch.nn.Module, rank: int, zero_stage: int) -> None:
-        self.policy_model, self.rank, self.zero_stage = policy_model, rank, zero_stage
+    def __init__(self, policy_model: torch.nn.Module, rank: int, config: TrainConfig) -> None:
+        self.policy_model, self.rank, self.config = policy_model, rank, config
+        self.zero_stage = config.deepspeed.zero_stage if config.deepspeed.enabled else 0
 
     def __call__(self, backend: Backend, result: TrainResult, epoch: int, steps_in_epoch: int, metrics: dict[str, float]) -> None:
         import ray.train
@@ -158,6 +166,7 @@ class CheckpointWriter:
                 state = {"epoch": epoch, "steps_in_epoch": steps_in_epoch, "result": asdict(result)}
                 (path / STATE_FILE).write_text(json.dumps(state))
             report = {"step": result.steps, "epoch": float(epoch), **{key: value for key, value in metrics.items() if key.startswith("val/")}}
+            report[SCORE] = checkpoint_score(report, self.config.best_metric, self.config.best_is_lower)
             ray.train.report(report, checkpoint=ray.train.Checkpoint.from_directory(folder))
 
 
@@ -174,8 +183,11 @@ def train_loop_per_worker(loop_config: WorkerLoopConfig) -> None:
     model_dir = resolve_model(config.model, storage)  # this node's copy (cached: fetched or built once per node)
     policy = load_policy(config, model_dir, device)
     checkpoint = ray.train.get_checkpoint()
-    with ExitStack() as stack:  # the checkpoint (from s3://, say) is fetched once: its state here, its weights below
-        folder = Path(stack.enter_context(checkpoint.as_directory())) if checkpoint is not None else None
+    with ExitStack() as stack:  # the checkpoint (from s3://, say) is fetched once, this rank's files only: its state here, its weights below
+        folder = None
+        if checkpoint is not None:
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="synpo-resume-")))
+            folder = fetch(checkpoint.filesystem, checkpoint.path, scratch, lambda name: needed_to_resume(name, rank))
         resume = ResumePoint.read(folder) if folder is not None else None
         train_rows, val_rows = load_splits(config.pairs, config.val_pairs, config.val_fraction, config.seed, storage)
         batches = ShardedBatches(
@@ -188,7 +200,7 @@ def train_loop_per_worker(loop_config: WorkerLoopConfig) -> None:
             reduce=make_reducer(device),
             all_true=make_all_true(device),
             gather=gather_objects,
-            checkpoint=CheckpointWriter(policy.model, rank, config.deepspeed.zero_stage if config.deepspeed.enabled else 0),
+            checkpoint=CheckpointWriter(policy.model, rank, config),
         )
         trainer = build_trainer(config, policy, batches, device=device, world_size=world, hooks=hooks)
         if resume is not None:
