@@ -103,6 +103,15 @@ def test_deepspeed_trainer_from_the_same_builder(process_group, tiny_text_lm, ze
     history = []
     trainer = build_trainer(config, policy, InMemoryBatches(examples(4), PairCollator(policy.processor, 32), config), hooks=LoopHooks(log=lambda row, step: history.append(row)))
     assert type(trainer.backend).__name__ == "DeepSpeedBackend" and trainer.model is trainer.backend.engine
+    engine = trainer.backend.engine  # the deepspeed section as DeepSpeed took it (its defaults: no overlap at stage 2, 5e8, bf16)
+    assert engine.zero_overlap_comm() and engine.zero_reduce_bucket_size() == 50_000_000 and engine.zero_contiguous_gradients()
+    from deepspeed.runtime.config import DeepSpeedConfig
+
+    from synpo.training.deepspeed_backend import deepspeed_config
+
+    assert DeepSpeedConfig(deepspeed_config(config, 1, use_bf16=True)).communication_data_type == torch.float32
+    no_fp32 = config.model_copy(update={"deepspeed": DeepSpeedSettings(zero_stage=zero_stage, fp32_communication=False)})
+    assert DeepSpeedConfig(deepspeed_config(no_fp32, 1, use_bf16=True)).communication_data_type == torch.bfloat16
     trainer.fit()
     assert len(history) == 2 and config.diagnostics.grad_norm_every_steps == 1
     has_split = ["grad_norm/chosen" in row for row in history]

@@ -44,14 +44,21 @@ class WeightsOnlyCheckpointEngine(TorchCheckpointEngine):
 
 
 def deepspeed_config(config: TrainConfig, world_size: int, use_bf16: bool) -> dict:
-    micro, accumulation = config.optim.micro_batch_size, config.accumulation_steps
+    """DeepSpeed's config for ``config`` (its ``deepspeed`` section: ZeRO stage, overlap, bucket, reduction dtype)."""
+    micro, accumulation, settings = config.optim.micro_batch_size, config.accumulation_steps, config.deepspeed
     return {
         "train_batch_size": micro * accumulation * world_size,
         "train_micro_batch_size_per_gpu": micro,
         "gradient_accumulation_steps": accumulation,
         "gradient_clipping": config.optim.max_grad_norm,
-        "zero_optimization": {"stage": config.deepspeed.zero_stage},
+        "zero_optimization": {
+            "stage": settings.zero_stage,
+            "overlap_comm": settings.overlap_comm,
+            "reduce_bucket_size": settings.reduce_bucket_size,
+            "contiguous_gradients": True,
+        },
         "bf16": {"enabled": use_bf16},
+        "communication_data_type": "fp32" if settings.fp32_communication or not use_bf16 else "bf16",
         "zero_allow_untested_optimizer": True,
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
