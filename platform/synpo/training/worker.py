@@ -37,6 +37,7 @@ from synpo.training.collate import PairCollator
 from synpo.training.collectives import gather_objects, make_all_true, make_reducer
 from synpo.training.config import TrainConfig
 from synpo.training.data import load_splits
+from synpo.training.memory import startup_report
 from synpo.training.model import trainable_parameters
 from synpo.training.recipe import build_trainer, load_policy
 from synpo.training.step import NonFiniteLossError
@@ -182,6 +183,9 @@ def train_loop_per_worker(loop_config: WorkerLoopConfig) -> None:
     storage = Storage(config.storage)
     model_dir = resolve_model(config.model, storage)  # this node's copy (cached: fetched or built once per node)
     policy = load_policy(config, model_dir, device)
+    collate = PairCollator(policy.processor, config.max_response_tokens)
+    if rank == 0:
+        print(startup_report(config, model_dir, collate, policy.is_video, device), flush=True)
     checkpoint = ray.train.get_checkpoint()
     with ExitStack() as stack:  # the checkpoint (from s3://, say) is fetched once, this rank's files only: its state here, its weights below
         folder = None
@@ -191,7 +195,7 @@ def train_loop_per_worker(loop_config: WorkerLoopConfig) -> None:
         resume = ResumePoint.read(folder) if folder is not None else None
         train_rows, val_rows = load_splits(config.pairs, config.val_pairs, config.val_fraction, config.seed, storage)
         batches = ShardedBatches(
-            train_rows, val_rows, config, PairCollator(policy.processor, config.max_response_tokens),
+            train_rows, val_rows, config, collate,
             video=config.video if policy.is_video else None, storage=storage, rank=rank, world=world,
             resume_at=(resume.epoch, resume.steps_in_epoch) if resume else (0, 0),
         )
