@@ -157,6 +157,11 @@ class Storage:
     def __getstate__(self) -> dict[str, Any]:
         return {"config": self.config, "_s3_client": None}
 
+    def for_new_process(self) -> Storage:
+        """The same storage without this process's client: for a forked process (a DataLoader worker), which must
+        not share the parent's connections."""
+        return Storage(self.config)
+
     # -- S3 plumbing -------------------------------------------------------------------------------
 
     def _s3(self) -> Any:

@@ -59,6 +59,14 @@ class InMemoryBatches:
         return DataLoader(self.val_examples, batch_size=self.micro_batch_size, shuffle=False, collate_fn=self.collate)
 
 
+def start_loader_process(worker_id: int) -> None:
+    """In each DataLoader process: one thread (decoding and collation of one batch at a time; the processes are the
+    parallelism, beside the training worker's own threads) and storage clients of its own (not the parent's)."""
+    torch.set_num_threads(1)
+    dataset = torch.utils.data.get_worker_info().dataset
+    dataset.storage = dataset.storage.for_new_process()
+
+
 def epoch_shard(rows: list[dict], epoch: int, seed: int, rank: int, world: int, rows_per_step: int) -> list[dict]:
     """This rank's rows for ``epoch``: a seeded shuffle, every ``world``-th row, cut to whole steps."""
     order = list(rows)
@@ -86,18 +94,28 @@ class ShardedBatches:
         rank: int,
         world: int,
         resume_at: tuple[int, int] = (0, 0),
+        pin_memory: bool = False,
     ) -> None:
-        """``resume_at``: (epoch, optimizer steps already made in it) of the checkpoint a run resumes from."""
+        """``resume_at``: (epoch, optimizer steps already made in it) of the checkpoint a run resumes from;
+        ``pin_memory``: page-locked batches, so the copy to the GPU can run beside compute (CUDA only)."""
         self.train_rows, self.config, self.collate = train_rows, config, collate
         self.video, self.storage, self.rank, self.world = video, storage, rank, world
         self.rows_per_step = config.optim.micro_batch_size * config.accumulation_steps
         self.steps_per_epoch = steps_per_epoch(len(train_rows), world, self.rows_per_step)
         self.resume_epoch, self.resume_steps = resume_at
         self.val_shard = val_rows[: len(val_rows) // world * world][rank::world]
+        self.pin_memory = pin_memory
 
     def _loader(self, rows: list[dict]) -> DataLoader:
+        """Batches in ``rows`` order; with ``data.num_workers`` processes (one thread each) decoding ahead."""
         dataset = PairDataset(rows, self.video, self.storage)
-        return DataLoader(dataset, batch_size=self.config.optim.micro_batch_size, shuffle=False, collate_fn=self.collate)
+        settings = self.config.data
+        processes = min(settings.num_workers, math.ceil(len(rows) / self.config.optim.micro_batch_size))
+        ahead = {"worker_init_fn": start_loader_process, "prefetch_factor": settings.prefetch_batches} if processes else {}
+        return DataLoader(
+            dataset, batch_size=self.config.optim.micro_batch_size, shuffle=False, collate_fn=self.collate,
+            num_workers=processes, pin_memory=self.pin_memory, **ahead,
+        )  # fmt: skip
 
     def train(self, epoch: int) -> Iterable[PairBatch]:
         rows = epoch_shard(self.train_rows, epoch, self.config.seed, self.rank, self.world, self.rows_per_step)

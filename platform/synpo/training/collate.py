@@ -68,13 +68,18 @@ class PairBatch:
             ref_rejected_logp=None if self.ref_rejected_logp is None else self.ref_rejected_logp[:count],
         )
 
-    def to(self, device: torch.device) -> PairBatch:
-        moved = {
-            name: value.to(device) if isinstance(value, torch.Tensor) else value for name, value in self.__dict__.items()
-        }
+    def _map(self, move) -> PairBatch:
+        moved = {name: move(value) if isinstance(value, torch.Tensor) else value for name, value in self.__dict__.items()}
         if self.videos is not None:
-            moved["videos"] = {name: value.to(device) for name, value in self.videos.items()}
+            moved["videos"] = {name: move(value) for name, value in self.videos.items()}
         return PairBatch(**moved)
+
+    def to(self, device: torch.device, non_blocking: bool = False) -> PairBatch:
+        return self._map(lambda tensor: tensor.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self) -> PairBatch:
+        """Page-locked copies (what ``DataLoader(pin_memory=True)`` calls), so ``to(cuda, non_blocking=True)`` overlaps compute."""
+        return self._map(torch.Tensor.pin_memory)
 
 
 class PairCollator:

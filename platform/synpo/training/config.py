@@ -68,6 +68,15 @@ class DiagnosticsSettings(StrictModel):
     eval_every_steps: int = pydantic.Field(default=0, ge=0, description="validate every N steps (0 = only after each epoch)")
 
 
+class DataLoaderSettings(StrictModel):
+    """How each worker reads its pairs' videos: in processes of its own, ahead of the step."""
+
+    num_workers: int = pydantic.Field(
+        default=2, ge=0, description="processes per training worker that read, decode and collate videos ahead of the step (0 = in the worker itself)"
+    )
+    prefetch_batches: int = pydantic.Field(default=2, ge=1, description="micro-batches each of those processes prepares ahead")
+
+
 class ScalingSettings(StrictModel):
     """Ray Train workers (one per GPU on a cluster)."""
 
@@ -164,6 +173,7 @@ class TrainConfig(StrictModel):
     )
     seed: int = pydantic.Field(default=0, description="seed for data order, dropout and the validation split")
     storage: StorageConfig = pydantic.Field(default_factory=StorageConfig, description="object storage (for s3:// pairs and videos)")
+    data: DataLoaderSettings = pydantic.Field(default_factory=DataLoaderSettings, description="video reading processes per worker")
     scaling: ScalingSettings = pydantic.Field(default_factory=ScalingSettings, description="Ray Train workers")
     deepspeed: DeepSpeedSettings = pydantic.Field(default_factory=DeepSpeedSettings, description="DeepSpeed ZeRO")
     run: RunSettings = pydantic.Field(default_factory=RunSettings, description="run name, checkpoints, fault tolerance")

@@ -98,7 +98,7 @@ class PreferenceTrainer:
     def _step_result(self, batch: PairBatch) -> StepResult:
         with self._autocast():
             return compute_step(
-                self.model, batch.to(self.device), self.objective,
+                self.model, batch.to(self.device, non_blocking=True), self.objective,
                 reference=self.config.reference, encode_video_once=self.config.encode_video_once,
             )
 

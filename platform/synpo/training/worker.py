@@ -198,6 +198,7 @@ def train_loop_per_worker(loop_config: WorkerLoopConfig) -> None:
             train_rows, val_rows, config, collate,
             video=config.video if policy.is_video else None, storage=storage, rank=rank, world=world,
             resume_at=(resume.epoch, resume.steps_in_epoch) if resume else (0, 0),
+            pin_memory=device.type == "cuda",
         )
         hooks = LoopHooks(
             log=MlflowStepLogger(config.mlflow.tracking_uri, loop_config["mlflow_run_id"], world) if rank == 0 else no_logging,
