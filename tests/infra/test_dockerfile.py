@@ -12,6 +12,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
@@ -80,6 +81,10 @@ def test_synpo_goes_in_at_the_locked_pins_and_vllm_in_its_own_venv():
     assert not differing, f"the vLLM venv's pins should be requirements.lock's (Dockerfile, lock): {differing}"
     synpo_step = the_run_with("pip install --no-deps -e .")
     assert "/opt/vllm/bin/pip install --no-deps -e ." in synpo_step  # both venvs run the same /app/platform/synpo
+    for job in ("pairs", "eval"):  # the GPU configs' engine actors run in that venv (engine_pool.python: Ray's py_executable)
+        python = yaml.safe_load((REPO / "jobs" / "configs" / f"{job}.yaml").read_text())["engine_pool"]["python"]
+        assert python == "/opt/vllm/bin/python", job
+    assert str(pins["ray"].specifier) == locked["ray"] and str(pins["pyarrow"].specifier) == locked["pyarrow"]  # Ray Data's blocks cross the venvs
 
 
 def test_the_image_has_a_java_runtime_for_meteor_and_wget_for_kuberay_probes():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from synpo.sampling.prompts import CAPTION_PROMPT
-from synpo.sampling.request import CaptionRequest, SamplingParams
+from synpo.sampling.request import CaptionRequest, RequestRejected, SamplingParams
 from synpo.sampling.vllm_engine import VLLMSettings, refuse_contrastive, to_candidate
 
 pytestmark = pytest.mark.vllm
@@ -149,6 +149,16 @@ def test_an_adapter_needs_enable_lora(engine, tiny_text_lora, monkeypatch):
         engine.use_adapter(tiny_text_lora)
     with pytest.raises(FileNotFoundError, match="no adapter_config.json"):
         engine.use_adapter(tiny_text_lora.parent)
+
+
+def test_a_prompt_longer_than_the_context_is_rejected_and_the_engine_serves_on(engine):
+    """vLLM's validation error (a VLLMError, neither ValueError nor RuntimeError) becomes RequestRejected, a ValueError:
+    the sample stage's per-video isolation turns it into that video's failures row instead of failing the job."""
+    too_long = CaptionRequest(request_id="long", prompt="red " * 3000, params=SamplingParams(n=1, temperature=0, max_new_tokens=4))
+    with pytest.raises(RequestRejected, match="maximum context length is 2048 tokens") as rejected:
+        engine.generate([too_long])
+    assert isinstance(rejected.value, ValueError) and type(rejected.value.__cause__).__name__ == "VLLMValidationError"
+    assert engine.generate([request(n=1, temperature=0.0, seed=None)])[0].candidates[0].token_ids
 
 
 def test_finish_reasons_map_to_stop_and_length_and_the_stop_token_is_dropped():

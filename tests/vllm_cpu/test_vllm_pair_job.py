@@ -1,6 +1,7 @@
-"""The pair job with engine.kind=vllm, as a user runs it from .venv-vllm: jobs/generate_pairs.py with
-jobs/configs/pairs_vllm_cpu.yaml on a local Ray, vLLM inside the engine actor, on 4 toy videos
-(one corrupt); then the same command again, which finds every video done."""
+"""The pair job with engine.kind=vllm as the cluster runs it: the driver and every stage but sampling in synpo's
+venv (.venv, no vLLM), the engine actors in vLLM's (this .venv-vllm, through engine_pool.python: Ray's
+py_executable); jobs/configs/pairs_vllm_cpu.yaml on a local Ray, 4 toy videos (one corrupt); then the same
+command again, which finds every video done."""
 
 from __future__ import annotations
 
@@ -17,12 +18,14 @@ from synpo.pairs import read_pairs
 pytestmark = [pytest.mark.vllm, pytest.mark.ray, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 VIDEOS = ["toy-0003-00000", "toy-0003-00001", "toy-0003-00002"]
+MAIN_PYTHON = REPO / ".venv" / "bin" / "python"  # synpo's own venv (no vLLM): the driver, decoding, judging and writing run there
 
 
 def run_job(tiny_vlm: Path, input_dir: Path, output: Path, tracking: str) -> dict:
     command = [
-        sys.executable, "jobs/generate_pairs.py", "--config", "jobs/configs/pairs_vllm_cpu.yaml",
+        str(MAIN_PYTHON), "jobs/generate_pairs.py", "--config", "jobs/configs/pairs_vllm_cpu.yaml",
         f"input={input_dir}", f"output={output}", f"engine.model={tiny_vlm}", f"mlflow.tracking_uri={tracking}",
+        f"engine_pool.python={sys.executable}",  # the engine actors in the vLLM venv, as the cluster image's /opt/vllm
         "candidates.sampling.n=3", "candidates.sampling.max_new_tokens=24", "clips.max_new_tokens=12", "judge.min_margin=0",
     ]  # fmt: skip
     environment = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}

@@ -42,6 +42,15 @@ class PoolSettings(StrictModel):
     num_gpus: float = pydantic.Field(default=0.0, ge=0, description="GPUs per actor")
     num_cpus: float = pydantic.Field(default=0.5, gt=0, description="logical CPUs per actor")
     batch_size: int = pydantic.Field(default=4, ge=1, description="videos per call")
+    python: str | None = pydantic.Field(
+        default=None,
+        min_length=1,
+        description="the Python interpreter this pool's actors run in (Ray's runtime_env py_executable), e.g. /opt/vllm/bin/python "
+        "on the cluster image, where vLLM has a venv of its own (its torch and transformers pins differ from synpo's); None = the job's",
+    )
+    max_restarts: int = pydantic.Field(
+        default=3, ge=-1, description="times Ray restarts an actor that died (e.g. its vLLM engine did), retrying its batch; -1 = always"
+    )
     spread: bool = pydantic.Field(default=False, description="place actors on as many nodes as possible (Ray's SPREAD strategy)")
     resources: dict[str, float] = pydantic.Field(
         default_factory=dict, description="custom Ray resources per actor, e.g. {synpo_sample: 1} to pin engines to a node type of cluster.yaml"

@@ -54,6 +54,8 @@ def actor_pool_options(settings: PoolSettings) -> dict:
         **({"resources": settings.resources} if settings.resources else {}),
         "batch_size": settings.batch_size,
         "batch_format": "pyarrow",
+        "max_restarts": settings.max_restarts,  # a batch is retried on the restarted actor (Ray Data's max_task_retries=-1)
+        **({"runtime_env": {"py_executable": settings.python}} if settings.python else {}),
         **spread,
     }
 

@@ -10,7 +10,9 @@ Per video (METHOD.md §1 steps 1-4):
 
 All requests of a batch go to the engine in one ``generate`` call (vLLM batches them). If that call
 fails with an engine error (``RuntimeError`` such as CUDA OOM, or ``ValueError`` for an input the
-model cannot take), each video is retried alone and only the one that fails becomes a failure row.
+model cannot take: :class:`~synpo.sampling.request.RequestRejected`), each video is retried alone and
+only the one that fails becomes a failure row. A dead engine (:class:`~synpo.sampling.request.EngineDead`)
+ends the actor instead (:func:`engine_died`): Ray restarts it and retries the batch.
 
 The stage reads only its :class:`SampleStageSettings` (the engine, clip and candidate settings and
 the seed of the job's config), built by :func:`synpo.pairgen.pipeline.build_plan`.
@@ -21,8 +23,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import pyarrow as pa
 import pydantic
@@ -31,7 +35,7 @@ from synpo.config.base import StrictModel
 from synpo.pairgen.config import CandidateSettings, ClipSettings
 from synpo.pairgen.rows import SAMPLED, SampledCandidate, failed, pack_candidates, to_table, unpack_array
 from synpo.sampling.engine import EngineSettings, build_engine
-from synpo.sampling.request import CaptionRequest, CaptionResult, SamplingParams
+from synpo.sampling.request import CaptionRequest, CaptionResult, EngineDead, SamplingParams
 from synpo.storage import Storage, StorageConfig
 
 logger = logging.getLogger(__name__)
@@ -106,6 +110,22 @@ def sampled_row(row: dict, results: list[CaptionResult], generator: str, seconds
     }
 
 
+ENGINE_DEAD_EXIT_CODE = 75  # EX_TEMPFAIL: the actor process ends so that Ray restarts it
+
+
+def engine_died(error: EngineDead) -> NoReturn:
+    """In a Ray actor: end the process. Ray Data's actor pools restart dead actors and retry their task
+    (``max_restarts`` / ``max_task_retries`` of the pool), so a fresh engine samples the batch again; a dead
+    engine must never turn the batch's videos into failure rows. Outside an actor (tests, one process): raise."""
+    import ray
+
+    if ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None:
+        logger.error("%s; ending this engine actor so that Ray replaces it and retries the batch", error)
+        logging.shutdown()
+        os._exit(ENGINE_DEAD_EXIT_CODE)
+    raise error
+
+
 class SampleStage:
     """``Table[DECODED] -> Table[SAMPLED]``; holds one caption engine (built once per actor)."""
 
@@ -131,11 +151,15 @@ class SampleStage:
         if ready:
             try:
                 out.update({row["video_id"]: row for row in self._sample(ready)})
+            except EngineDead as error:
+                engine_died(error)
             except (RuntimeError, ValueError) as error:  # isolate the video the engine cannot take; the others still sample
                 logger.warning("batch of %d videos failed in the engine (%s); retrying them one at a time", len(ready), error)
                 for row in ready:
                     try:
                         out[row["video_id"]] = self._sample([row])[0]
-                    except (RuntimeError, ValueError) as error:
+                    except EngineDead as error:
+                        engine_died(error)
+                    except (RuntimeError, ValueError) as error:  # RequestRejected included: this video fails, alone
                         out[row["video_id"]] = failed(row, "sample", f"{type(error).__name__}: {error}")
         return to_table([out[row["video_id"]] for row in rows], SAMPLED)

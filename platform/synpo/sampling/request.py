@@ -30,6 +30,16 @@ from synpo.config.base import StrictModel
 from synpo.sampling.prompts import REFINE_TEMPLATE
 
 Mode = Literal["plain", "retrospective", "contrastive", "both"]
+
+
+class RequestRejected(ValueError):
+    """The engine refused a request (longer than its context, an input the model cannot take): that video fails
+    alone, as a failures row; the engine itself is fine."""
+
+
+class EngineDead(RuntimeError):
+    """The engine's process died (vLLM's ``EngineDeadError``): nothing more runs in this engine. An engine actor
+    exits so that Ray replaces it and retries its batch (synpo.pairgen.sample_stage)."""
 FinishReason = Literal["stop", "length"]
 
 

@@ -51,7 +51,9 @@ from synpo.sampling.request import (
     Candidate,
     CaptionRequest,
     CaptionResult,
+    EngineDead,
     Mode,
+    RequestRejected,
     SamplingParams,
 )
 from synpo.video.metadata import frame_metadata
@@ -65,6 +67,20 @@ NO_CONTRASTIVE_ON_VLLM = (
 class VLLMLoadError(BadArgument):
     """vLLM could not load the model with these settings (an architecture it does not support, engine
     arguments it refuses, an engine that failed to start); the message carries vLLM's reason."""
+
+
+def platform_error(error: Exception) -> Exception | None:
+    """vLLM's error as :class:`EngineDead` (its engine process died) or :class:`RequestRejected` (a request it refused:
+    vLLM's client errors, e.g. a prompt longer than ``max_model_len``); None for any other error. vLLM's errors derive
+    from its own ``VLLMError``, not from the ``RuntimeError`` / ``ValueError`` the caption stages isolate videos on."""
+    from vllm.exceptions import VLLMClientError
+    from vllm.v1.engine.exceptions import EngineDeadError
+
+    if isinstance(error, EngineDeadError):
+        return EngineDead(f"the vLLM engine died: {error}")
+    if isinstance(error, VLLMClientError):
+        return RequestRejected(f"vLLM refused the request: {error}")
+    return None
 
 
 def refuse_contrastive(mode: Mode) -> None:
@@ -240,7 +256,13 @@ class VLLMEngine:
         sampling = [
             vllm_sampling(spec.params, spec.samples_per_instruction, index) for spec in specs for index in range(len(spec.instructions))
         ]
-        outputs = iter(self.llm.generate(prompts, sampling, use_tqdm=False, lora_request=self.lora_request))
+        try:
+            outputs = iter(self.llm.generate(prompts, sampling, use_tqdm=False, lora_request=self.lora_request))
+        except Exception as error:  # noqa: BLE001 - vLLM's own kinds become the platform's; anything else propagates unchanged
+            translated = platform_error(error)
+            if translated is None:
+                raise
+            raise translated from error
         return [
             [
                 to_candidate(completion, spec.params.logprobs, len(output.prompt_token_ids))
