@@ -36,6 +36,11 @@ def test_the_serve_config_is_valid_for_serve_and_for_synpo():
     assert settings.host == config.http_options.host and settings.port == config.http_options.port
     assert settings.request_timeout_s == config.http_options.request_timeout_s
     assert settings.binds_beyond_loopback  # 0.0.0.0: the app refuses to start without a token
+    options = settings.scaling.deployment_options()["ray_actor_options"]  # vLLM replicas in the image's vLLM venv
+    assert settings.engine.kind == "vllm" and options["runtime_env"] == {"py_executable": "/opt/vllm/bin/python"} and options["num_gpus"] == 1
+    from synpo.serving.deployment import CaptionServer  # Serve's own .options() accepts them
+
+    assert CaptionServer.options(**settings.scaling.deployment_options()).ray_actor_options["runtime_env"]["py_executable"] == "/opt/vllm/bin/python"
     sys.path.insert(0, str(ROOT))
     try:
         from serve.app import build

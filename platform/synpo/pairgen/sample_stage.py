@@ -6,7 +6,9 @@ Per video (METHOD.md §1 steps 1-4):
   (``mode="retrospective"``, ``n=1``) — the reference set for the judge's C1;
 - one request for the whole video: ``n`` candidates with the configured mode (CD and/or
   retrospection), seeded with :func:`video_seed` so a rerun samples the same candidates (and hits
-  the judge cache instead of paying again).
+  the judge cache instead of paying again) on the HF engine. vLLM on GPUs is not batch-invariant
+  (a video's samples can depend on its batch), so there a resampled video may differ; resuming
+  rests on what was written (the write stage's markers), never on this.
 
 All requests of a batch go to the engine in one ``generate`` call (vLLM batches them). If that call
 fails with an engine error (``RuntimeError`` such as CUDA OOM, or ``ValueError`` for an input the

@@ -58,6 +58,12 @@ class ScalingSettings(StrictModel):
     )
     num_cpus: float = pydantic.Field(default=1.0, ge=0, description="CPUs per replica")
     num_gpus: float = pydantic.Field(default=0.0, ge=0, description="GPUs per replica")
+    python: str | None = pydantic.Field(
+        default=None,
+        min_length=1,
+        description="the Python interpreter the replicas run in (Ray's runtime_env py_executable): /opt/vllm/bin/python on the "
+        "cluster image for engine.kind=vllm (vLLM has a venv of its own); None = Serve's own",
+    )
 
     def deployment_options(self) -> dict:
         """These settings as ``@serve.deployment`` options."""
@@ -72,8 +78,11 @@ class ScalingSettings(StrictModel):
             "max_ongoing_requests": self.max_ongoing_requests,
             "max_queued_requests": self.max_queued_requests,
             "backpressure_config": {"status_code": 503, "retry_after_s": self.retry_after_s},
-            "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus},
-        }
+            "ray_actor_options": {
+                "num_cpus": self.num_cpus, "num_gpus": self.num_gpus,
+                **({"runtime_env": {"py_executable": self.python}} if self.python else {}),
+            },
+        }  # fmt: skip
 
     @pydantic.model_validator(mode="after")
     def _bounds(self) -> ScalingSettings:
