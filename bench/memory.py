@@ -30,7 +30,7 @@ from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLDecoderLayer
 
 from synpo.config.loader import load_config
 from synpo.training.config import LANGUAGE_PROJECTIONS, TrainConfig
-from synpo.training.memory import GIB, estimate, first_decoder_layer, meta_model
+from synpo.training.memory import GIB, estimate, first_decoder_layer, meta_model, saved_tensors
 
 REPO = Path(__file__).resolve().parents[1]
 TEXT = {"hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28, "num_attention_heads": 28, "num_key_value_heads": 4,
@@ -69,17 +69,8 @@ def inputs(text_config, tokens: int):
 
 def saved_by_autograd(text_config, tokens: int, count: int, recompute: bool = False) -> float:
     model = real_layers(text_config, count, recompute)
-    parameters = {parameter.untyped_storage().data_ptr() for parameter in model.parameters()}
-    saved: dict[int, int] = {}
-
-    def keep(tensor):
-        storage = tensor.untyped_storage()
-        if storage.data_ptr() not in parameters:
-            saved[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
     hidden, rotary = inputs(text_config, tokens)
-    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+    with saved_tensors(exclude=model.parameters()) as saved:
         model(hidden, rotary)
     return sum(saved.values()) / tokens / count
 

@@ -18,6 +18,7 @@ from synpo.training.memory import (
     meta_model,
     probe_sequence_tokens,
     saved_bytes_per_token,
+    saved_tensors,
     startup_report,
 )
 from synpo.training.model import add_lora, load_base
@@ -34,20 +35,12 @@ def config_for(**changes) -> TrainConfig:
 
 
 def really_saved_per_token(layer: torch.nn.Module, tokens: int) -> float:
-    """The same count on a real layer: a real bf16 forward on CPU (SDPA), saved tensors by storage, parameters excluded."""
+    """The same count on a real layer: a real bf16 forward on CPU (SDPA)."""
     text_config = layer.self_attn.config
     head_dim = getattr(text_config, "head_dim", None) or text_config.hidden_size // text_config.num_attention_heads
-    parameters = {parameter.untyped_storage().data_ptr() for parameter in layer.parameters()}
-    saved: dict[int, int] = {}
-
-    def keep(tensor):
-        if tensor.untyped_storage().data_ptr() not in parameters:
-            saved[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
-        return tensor
-
     hidden = torch.randn(1, tokens, text_config.hidden_size, dtype=torch.bfloat16, requires_grad=True)
     rotary = torch.randn(1, tokens, head_dim, dtype=torch.bfloat16)
-    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+    with saved_tensors(exclude=layer.parameters()) as saved:
         layer(hidden, attention_mask=None, position_embeddings=(rotary, rotary))
     return sum(saved.values()) / tokens
 

@@ -18,6 +18,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,24 +76,32 @@ def first_decoder_layer(model: torch.nn.Module) -> torch.nn.Module:
     raise ValueError(f"no decoder layer found in {type(model).__name__}")
 
 
+@contextmanager
+def saved_tensors(exclude: Iterable[torch.Tensor] = ()) -> Iterator[dict[int, int]]:
+    """Inside the block, the bytes of each distinct storage autograd saves for backward (``exclude``: storages not to
+    count, e.g. the parameters, resident anyway), by storage; on real tensors and on the meta device alike."""
+    skipped = {tensor.untyped_storage()._cdata for tensor in exclude}
+    saved: dict[int, int] = {}
+
+    def keep(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage._cdata not in skipped:
+            saved[storage._cdata] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+        yield saved
+
+
 def saved_bytes_per_token(layer: torch.nn.Module, tokens: int = 1024) -> float:
     """Bytes one decoder layer keeps for backward per token (its parameters excluded), on the meta device."""
     text_config = layer.self_attn.config
     implementation, text_config._attn_implementation = text_config._attn_implementation, FLASH_ACCOUNTING
     head_dim = getattr(text_config, "head_dim", None) or text_config.hidden_size // text_config.num_attention_heads
-    parameters = {parameter.untyped_storage()._cdata for parameter in layer.parameters()}
-    saved: dict[int, int] = {}
-
-    def keep(tensor: torch.Tensor) -> torch.Tensor:
-        storage = tensor.untyped_storage()
-        if storage._cdata not in parameters:
-            saved[storage._cdata] = storage.nbytes()
-        return tensor
-
     hidden = torch.empty(1, tokens, text_config.hidden_size, device="meta", dtype=torch.bfloat16, requires_grad=True)
     rotary = torch.empty(1, tokens, head_dim, device="meta", dtype=torch.bfloat16)
     try:
-        with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+        with saved_tensors(exclude=layer.parameters()) as saved:
             layer(hidden, attention_mask=None, position_embeddings=(rotary, rotary))
     finally:
         text_config._attn_implementation = implementation

@@ -4,6 +4,7 @@ Reference-based objectives (DPO, IPO, DPOP, KTO) need ``sum log pi_ref`` of ever
 response. Computing them once up front with the base model (``reference=precomputed`` in training)
 removes the reference forward pass from every training step. Use the same ``video`` sampling and
 ``max_response_tokens`` as the training run, or the numbers will not match what training sees.
+On a GPU the model runs in bf16, as the training workers' reference pass does (log-softmax in float32).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from synpo.storage import Storage
 from synpo.training.collate import PairCollator
 from synpo.training.data import PairDataset
 from synpo.training.logprobs import response_logps
-from synpo.training.model import is_video_model, load_base
+from synpo.training.model import is_video_model, load_base, training_dtype
 from synpo.video.sampler import VideoSamplingConfig
 
 
@@ -35,7 +36,7 @@ def add_reference_logps(
 ) -> list[dict[str, Any]]:
     """Copies of ``rows`` with ``ref_chosen_logp`` / ``ref_rejected_logp`` filled in by the base model."""
     torch_device = pick_device(device)
-    model, processor = load_base(model_dir)
+    model, processor = load_base(model_dir, dtype=training_dtype(torch_device), device=torch_device)  # bf16 straight onto a GPU
     model = model.to(torch_device).eval()
     dataset = PairDataset(rows, video if is_video_model(model_dir) else None, storage or Storage())
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=PairCollator(processor, max_response_tokens))
