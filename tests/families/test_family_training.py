@@ -116,3 +116,22 @@ def test_the_first_pairs_of_a_batch_score_as_in_the_batch(family, family_vlm, ex
         whole, alone = response_logps(model.eval(), batch), response_logps(model, first)
     torch.testing.assert_close(summed(alone.chosen_logps, alone.chosen_mask), summed(whole.chosen_logps, whole.chosen_mask)[:1], rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(summed(alone.rejected_logps, alone.rejected_mask), summed(whole.rejected_logps, whole.rejected_mask)[:1], rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("family", FAMILIES_UNDER_TEST)
+def test_the_memory_estimate_runs_each_familys_own_decoder_layer(family, family_vlm, examples):
+    """The start-up estimate measures the family's decoder layer on the meta device (Qwen3-VL's, LLaVA's Qwen2 ...);
+    its probe sequence is at least as long as the family's real batches."""
+    from synpo.training.memory import estimate, meta_model, probe_sequence_tokens
+
+    model_dir = family_vlm(family)
+    config = TrainConfig(pairs="unused", lora=LoraSettings(rank=4, alpha=8), video=VIDEO, max_response_tokens=48,
+                         scaling=ScalingSettings(num_workers=1), deepspeed=DeepSpeedSettings(enabled=False))  # fmt: skip
+    _, processor = load_base(model_dir)
+    collate = PairCollator(processor, config.max_response_tokens)
+    tokens = probe_sequence_tokens(collate, config, is_video=True)
+    assert tokens >= max(collate([example]).input_ids.shape[1] for example in examples[:4])
+    model = meta_model(model_dir, config)
+    memory = estimate(model, config, tokens)
+    hidden = model.config.get_text_config().hidden_size
+    assert memory.trainable > 0 and memory.activation_bytes_per_token_layer > 10 * 4 * hidden  # far beyond the fp32 layer input

@@ -31,10 +31,12 @@ from synpo.sampling.prompts import CAPTION_PROMPT
 from synpo.training.collate import PairCollator, PairExample
 from synpo.training.config import TrainConfig
 from synpo.training.model import add_lora, is_vision_name
+from synpo.video.metadata import frame_metadata
 
 GIB = 1024**3
 FLASH_ACCOUNTING = "synpo_flash_accounting"
 LOGIT_CHUNK_ROWS = 1024  # synpo.training.logprobs.token_logps' default
+LONG_VIDEO_S = 3600.0  # the probe video's duration
 HEADROOM = 0.9  # the share of a GPU's memory the estimate may use: CUDA context, allocator fragmentation
 
 
@@ -108,6 +110,10 @@ def saved_bytes_per_token(layer: torch.nn.Module, tokens: int = 1024) -> float:
     return sum(saved.values()) / tokens
 
 
+def _size(size: float) -> str:
+    return f"{size / GIB:.1f} GiB" if size >= GIB / 10 else f"{size / 1024**2:.1f} MiB"
+
+
 @dataclass(frozen=True)
 class MemoryEstimate:
     """Bytes per GPU, by part (see the module docstring)."""
@@ -130,13 +136,13 @@ class MemoryEstimate:
         return self.total <= HEADROOM * gpu_bytes
 
     def report(self, gpu_bytes: int | None = None) -> str:
-        parts = ", ".join(f"{name} {value / GIB:.1f}" for name, value in
+        parts = ", ".join(f"{name} {_size(value)}" for name, value in
                           (("weights", self.weights), ("optimizer", self.optimizer), ("activations", self.activations), ("logits", self.logits)))  # fmt: skip
-        line = (f"memory estimate per GPU: {self.total / GIB:.1f} GiB ({parts}; {self.parameters / 1e9:.2f}B parameters, "
+        line = (f"memory estimate per GPU: {_size(self.total)} ({parts}; {self.parameters / 1e9:.2f}B parameters, "
                 f"{self.trainable / 1e6:.1f}M trainable, sequences up to {self.sequence_tokens} tokens, "
                 f"{self.activation_bytes_per_token_layer / 1e6:.3f} MB saved per token per layer)")  # fmt: skip
         if gpu_bytes:
-            line += f" of {gpu_bytes / GIB:.1f} GiB"
+            line += f" of {_size(gpu_bytes)}"
         return line
 
 
@@ -165,11 +171,14 @@ def estimate(model: torch.nn.Module, config: TrainConfig, sequence_tokens: int) 
 
 def probe_sequence_tokens(collate: PairCollator, config: TrainConfig, is_video: bool) -> int:
     """The longest sequence a micro-batch can hold: the caption prompt with a square video of ``config.video``
-    (the most frames' tokens ``max_side`` allows) and a response of ``max_response_tokens``, as the collator builds it."""
+    (the most frames' tokens ``max_side`` allows) lasting an hour (the longest frame-time texts) and a response of
+    ``max_response_tokens``, as the collator builds it."""
     side, frames = config.video.max_side, config.video.num_frames
     video = np.zeros((frames, side, side, 3), dtype=np.uint8) if is_video else None
     response = " ".join(["word"] * config.max_response_tokens)
-    return int(collate([PairExample("memory-probe", CAPTION_PROMPT, response, response, frames=video)]).input_ids.shape[1])
+    metadata = frame_metadata(frames, LONG_VIDEO_S) if is_video else None  # long: Qwen3-VL's timestamp texts at their longest
+    example = PairExample("memory-probe", CAPTION_PROMPT, response, response, frames=video, video_metadata=metadata)
+    return int(collate([example]).input_ids.shape[1])
 
 
 def startup_report(config: TrainConfig, model_dir: str | Path, collate: PairCollator, is_video: bool, device: torch.device) -> str:
