@@ -8,7 +8,7 @@ On a cluster:
 
 On one machine, no GPU, no network (HF engine on CPU, local Ray, local MLflow):
 
-    python jobs/evaluate.py --config jobs/configs/eval_local.yaml model=toy://tiny-vlm \\
+    .venv/bin/python jobs/evaluate.py --config jobs/configs/eval_local.yaml model=toy://tiny-vlm \\
         eval_set=runs/demo/heldout/manifest.jsonl output=runs/demo/eval/base
 
 The same model version on the same eval set with the same settings is evaluated once: a rerun

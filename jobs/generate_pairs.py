@@ -7,7 +7,7 @@ On a GPU cluster (vLLM engine actors, a hosted judge):
 
 On one machine, no GPU, no network (HF engine, the tiny toy VLM built if missing, the offline judge):
 
-    python jobs/generate_pairs.py --config jobs/configs/pairs_local.yaml input=runs/demo/videos output=runs/demo/generated
+    .venv/bin/python jobs/generate_pairs.py --config jobs/configs/pairs_local.yaml input=runs/demo/videos output=runs/demo/generated
 
 Rerunning with the same output resumes: finished videos are skipped. Pairs land in
 ``<output>/pairs/`` (the training job reads that folder), with ``audit/``, ``videos/``,

@@ -1,7 +1,7 @@
 """Promote a registered captioner version to the serving alias if its evaluation beats the holder's.
 
     ray job submit --working-dir . -- python jobs/promote.py --config jobs/configs/promote.yaml candidate=models:/synpo-captioner/7 [--dry-run]
-    python jobs/promote.py --config jobs/configs/promote_local.yaml rollback
+    .venv/bin/python jobs/promote.py --config jobs/configs/promote_local.yaml rollback
 
 Both versions are evaluated on ``eval.eval_set`` (each at most once: earlier runs are reused); the
 alias moves only if ``policy.primary`` improves by ``policy.min_improvement`` and no guard regresses

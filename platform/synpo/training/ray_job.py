@@ -58,7 +58,7 @@ def _flatten(prefix: str, value, out: dict[str, str]) -> None:
 def validate_before_ray(config: TrainConfig) -> Path:
     """Fail fast on what would otherwise fail inside the workers; returns the driver's local copy of the base model."""
     if not config.pairs:
-        raise ConfigError("pairs: required — give the preference pairs, e.g. pairs=runs/demo/pairs.parquet")
+        raise ConfigError("pairs: required — give the preference pairs, e.g. pairs=runs/demo/generated/pairs")
     Storage(config.storage).check_writable(config.run.storage_path, "run.storage_path", folder=True)
     train_rows, _ = load_splits(config.pairs, config.val_pairs, config.val_fraction, config.seed, Storage(config.storage))
     rows_per_step = config.optim.micro_batch_size * config.accumulation_steps
