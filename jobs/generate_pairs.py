@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generate_pairs: error: {error}", file=sys.stderr)
         return 2
     print("\n".join(summary.lines()))
-    print(f"pairs: {summary.output}/pairs/  (summary: {summary.output}/summary.json)")
+    print(summary.where_pairs_are())
     return 0
 
 

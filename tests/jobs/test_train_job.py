@@ -218,3 +218,9 @@ def test_missing_empty_or_bad_pairs_fail_clearly(tmp_path, capsys):
     bad.write_text('{"pair_id": "a", "video": "v.mp4", "prompt": "p", "chosen": "x"}\n')
     assert run_job_cli("--config", str(LOCAL_CONFIG), f"pairs={bad}") == 2
     assert "row 0 (pair_id 'a'): field 'rejected'" in capsys.readouterr().err
+    unpaired = tmp_path / "generated"  # a pair-generation output that paired nothing has no pairs/ folder
+    unpaired.mkdir()
+    (unpaired / "summary.json").write_text("{}")
+    for pairs in (unpaired, unpaired / "pairs"):
+        assert run_job_cli("--config", str(LOCAL_CONFIG), f"pairs={pairs}") == 2
+        assert f"pairs = '{pairs}': 0 pairs there" in capsys.readouterr().err

@@ -330,3 +330,12 @@ def test_a_judgement_reaches_the_writer_as_the_judge_stage_made_it(tmp_path):
     for judgement in (paired(), filtered(), judge_failed()):
         (row,) = to_table([{"video_id": judgement.video_id, "judgement": pack_judgement(judgement)}], JUDGED).to_pylist()
         assert unpack_judgement(row["judgement"]).to_dict() == judgement.to_dict()
+
+
+def test_the_closing_line_says_where_the_pairs_are_or_that_there_are_none():
+    from synpo.pairgen.summary import RunSummary
+
+    summary = RunSummary(output="s3://b/run", videos_in=3, already_done=0, totals={"paired": 2, "failed": 1})
+    assert summary.where_pairs_are() == "pairs: 2 in s3://b/run/pairs/  (summary: s3://b/run/summary.json)"
+    summary.totals = {"filtered": 2, "failed": 1}
+    assert summary.where_pairs_are().startswith("pairs: 0 — no video was paired (1 failed, 2 filtered); nothing in s3://b/run/pairs/")

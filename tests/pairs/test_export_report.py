@@ -13,8 +13,10 @@ from synpo.cli.main import main
 from synpo.pairgen.write_stage import AUDIT, VIDEOS
 from synpo.pairs import read_pairs, write_pairs
 from synpo.pairs.export import common_folder, export_pairs, llamafactory_dataset_info, rewrite_video_root
+from synpo.pairs.pairgen_output import read_any_pairs
 from synpo.pairs.report import build_report
 from synpo.pairs.schema import to_table
+from synpo.storage import Storage
 
 NASTY = 'A <script>alert("x")</script> circle & a square move left.'
 JPEG = "data:image/jpeg;base64,"
@@ -187,3 +189,34 @@ def test_export_from_and_to_s3(s3_storage, pairgen_output):
     assert [row["video"] for row in back] == [f"s3://media/videos/toy-0007-{index:05d}.mp4" for index in range(3)]
     assert back[0]["chosen"] == NASTY
     assert pq.read_table(io.BytesIO(storage.read_bytes(f"s3://{bucket}/run-1/audit/part-a.parquet"))).num_rows == 9
+
+
+@pytest.fixture
+def unpaired_output(tmp_path, toy_video_dir) -> Path:
+    """A pair-generation output whose every video was filtered by margin: audit, videos and summary.json, no ``pairs/``."""
+    _, audit, videos = _pairgen_rows(toy_video_dir)
+    output = tmp_path / "unpaired"
+    _write_parquet(pa.Table.from_pylist(audit, schema=AUDIT), output / "audit" / "part-a.parquet")
+    filtered = [{**video, "status": "filtered"} for video in videos[:2]] + [{**videos[2], "status": "failed"}]
+    _write_parquet(pa.Table.from_pylist(filtered, schema=VIDEOS), output / "videos" / "part-a.parquet")
+    (output / "summary.json").write_text(json.dumps({"paired": 0, "totals": {"filtered": 2, "failed": 1}}))
+    return output
+
+
+@pytest.mark.parametrize("given", ["output", "output/pairs"])
+def test_an_output_with_no_pairs_is_0_pairs_everywhere_not_its_audit_rows(tmp_path, unpaired_output, given, capsys):
+    uri = str(unpaired_output if given == "output" else unpaired_output / "pairs")
+    assert read_any_pairs(uri, Storage()) == []
+    assert main(["pairs", "report", "--pairs", uri, "--out", str(tmp_path / "report.html")]) == 0
+    assert "0 pairs with judge audit" in capsys.readouterr().out
+    assert "0 pairs (videos: 1 failed, 2 filtered)" in (tmp_path / "report.html").read_text()
+    assert main(["pairs", "export", "--pairs", uri, "--out", str(tmp_path / "pairs.jsonl"), "--format", "trl"]) == 0
+    assert "wrote 0 pairs" in capsys.readouterr().out and (tmp_path / "pairs.jsonl").read_text() == ""
+
+
+def test_a_folder_of_pair_parts_named_pairs_is_still_read_as_pairs(tmp_path, pairgen_output):
+    (pairgen_output / "summary.json").write_text("{}")
+    assert [row["pair_id"] for row in read_any_pairs(str(pairgen_output / "pairs"), Storage())] == [
+        row["pair_id"] for row in read_pairs(str(pairgen_output / "pairs"))
+    ]
+    assert len(read_any_pairs(str(pairgen_output), Storage())) == 3

@@ -88,6 +88,14 @@ class RunSummary:
             f"  whole output: {self.totals}",
         ]
 
+    def where_pairs_are(self) -> str:
+        """The line that tells the user where the pairs are, or that the output holds none (and why)."""
+        paired = self.totals.get("paired", 0)
+        if paired:
+            return f"pairs: {paired} in {self.output}/pairs/  (summary: {self.output}/summary.json)"
+        statuses = ", ".join(f"{count} {status}" for status, count in sorted(self.totals.items())) or "no videos"
+        return f"pairs: 0 — no video was paired ({statuses}); nothing in {self.output}/pairs/  (summary: {self.output}/summary.json)"
+
     def save(self, storage: Storage) -> str:
         """``<output>/summary.json`` (the latest run) and ``<output>/summaries/<UTC time>.json`` (every run, kept)."""
         text = json.dumps(self.to_dict(), indent=1)

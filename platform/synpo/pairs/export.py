@@ -38,8 +38,8 @@ import os
 from typing import Any
 
 from synpo.errors import BadArgument
-from synpo.pairs.io import VIDEO_TAG, read_pairs
-from synpo.pairs.pairgen_output import locate_pairs
+from synpo.pairs.io import VIDEO_TAG
+from synpo.pairs.pairgen_output import read_any_pairs
 from synpo.storage import Storage
 
 FORMATS = ("llamafactory", "trl")
@@ -131,7 +131,7 @@ def export_pairs(
         raise BadArgument(f"--out {out!r}: a {export_format} export is a {OUTPUT_SUFFIX[export_format]} file")
     if video_prefix is not None and video_root is None:
         raise BadArgument("--video-prefix only makes sense with --video-root")
-    rows = read_pairs(locate_pairs(pairs, storage).pairs, storage)
+    rows = read_any_pairs(pairs, storage)
     if video_root is not None:
         rows = rewrite_video_root(rows, video_root, video_prefix)
     storage.write_text(out, render(rows, export_format))

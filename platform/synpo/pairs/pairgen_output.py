@@ -16,10 +16,13 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from synpo.pairs.io import read_pairs
 from synpo.pairs.schema import PairSchemaError
 from synpo.storage import ObjectNotFound, Storage, join_uri
 
 FILE_SUFFIXES = (".parquet", ".jsonl", ".json")
+OUTPUT_TABLES = frozenset({"pairs", "audit", "videos", "failures"})
+SUMMARY = "summary.json"
 
 
 @dataclass(frozen=True)
@@ -30,16 +33,44 @@ class PairSource:
     output: str | None = None  # None for a plain pairs file or folder of parts
     tables: frozenset[str] = frozenset()  # e.g. {"pairs", "audit", "videos", "failures"}
 
+    @property
+    def empty(self) -> bool:
+        """A pair-generation output that holds no pairs (every video filtered, failed or not yet done): 0 pairs, not an error."""
+        return self.output is not None and "pairs" not in self.tables
+
+
+def _tables(root: str, storage: Storage) -> frozenset[str]:
+    """The job's tables present under ``root`` (none if there is no such folder)."""
+    try:
+        parts = storage.list(root, suffixes=(".parquet",))
+    except ObjectNotFound:
+        return frozenset()
+    return frozenset(part[len(root) + 1 :].split("/", 1)[0] for part in parts if "/" in part[len(root) + 1 :]) & OUTPUT_TABLES
+
 
 def locate_pairs(uri: str, storage: Storage) -> PairSource:
-    """``uri`` names a pairs file, a folder of pair parts, or a pair-generation output (it has ``pairs/``)."""
+    """``uri`` names a pairs file, a folder of pair parts, or a pair-generation output (it has ``summary.json``
+    or the job's tables) or that output's ``pairs/``, which a run that paired nothing never creates."""
     if uri.lower().endswith(FILE_SUFFIXES):
         return PairSource(pairs=uri)
     root = uri.rstrip("/")
-    tables = frozenset(part[len(root) + 1 :].split("/", 1)[0] for part in storage.list(root, suffixes=(".parquet",)) if "/" in part[len(root) + 1 :])
-    if "pairs" in tables:
+    tables = _tables(root, storage)
+    if tables or storage.exists(join_uri(root, SUMMARY)):
         return PairSource(pairs=join_uri(root, "pairs"), output=root, tables=tables)
+    parent, _, name = root.rpartition("/")
+    if name == "pairs" and parent and storage.exists(join_uri(parent, SUMMARY)):
+        return PairSource(pairs=root, output=parent, tables=_tables(parent, storage))
     return PairSource(pairs=uri)
+
+
+def read_located_pairs(source: PairSource, storage: Storage) -> list[dict[str, Any]]:
+    """The pairs :func:`locate_pairs` found; none for a pair-generation output that paired nothing."""
+    return [] if source.empty else read_pairs(source.pairs, storage)
+
+
+def read_any_pairs(uri: str, storage: Storage) -> list[dict[str, Any]]:
+    """Every pair at ``uri`` (anything :func:`locate_pairs` takes); an output that paired nothing has none."""
+    return read_located_pairs(locate_pairs(uri, storage), storage)
 
 
 def read_parquet_rows(uri: str, storage: Storage) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,8 +20,7 @@ from typing import Any
 from PIL import Image
 
 from synpo.errors import BadArgument
-from synpo.pairs.io import read_pairs
-from synpo.pairs.pairgen_output import audit_and_videos, locate_pairs
+from synpo.pairs.pairgen_output import audit_and_videos, locate_pairs, read_located_pairs
 from synpo.storage import Storage, StorageError
 from synpo.video.errors import VideoError
 from synpo.video.sampler import VideoSamplingConfig, sample_video
@@ -185,7 +185,7 @@ def build_report(
     if thumbnail_count < 0 or (limit is not None and limit < 1):
         raise BadArgument(f"--thumbnails must be >= 0 and --limit >= 1, got {thumbnail_count} and {limit}")
     source = locate_pairs(pairs, storage)
-    rows = read_pairs(source.pairs, storage)
+    rows = read_located_pairs(source, storage)
     total = len(rows)
     rows = rows[:limit] if limit else rows
     audit_rows, video_records = audit_and_videos(source, audit, storage)
@@ -198,6 +198,9 @@ def build_report(
         record = None if video_records is None else video_records.get(row["video_id"] or "")
         sections.append(pair_section(index, row, strip, candidates, record))
     shown = f"{len(rows)} of {total} pairs" if len(rows) < total else f"{total} pairs"
+    if not total and video_records:
+        statuses = Counter(record["status"] for record in video_records.values())
+        shown += " (videos: " + ", ".join(f"{count} {status}" for status, count in sorted(statuses.items())) + ")"
     audit_note = "with judge audit" if audit_rows is not None else "no audit table (captions and scores only)"
     created = datetime.now(UTC).isoformat(timespec="seconds")
     storage.write_text(out, page(f"Preference pairs: {pairs}", f"{shown}, {audit_note}; written {created}", sections))

@@ -7,7 +7,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from synpo.pairs import read_pairs
+from synpo.pairs.pairgen_output import read_any_pairs
 from synpo.storage import Storage
 from synpo.training.collate import PairExample
 from synpo.video.sampler import VideoSamplingConfig, sample_video
@@ -24,9 +24,9 @@ def split_pairs(rows: list[dict[str, Any]], val_fraction: float, seed: int) -> t
 def load_splits(
     pairs: str, val_pairs: str | None, val_fraction: float, seed: int, storage: Storage
 ) -> tuple[list[dict], list[dict]]:
-    rows = read_pairs(pairs, storage)
+    rows = read_any_pairs(pairs, storage)
     if val_pairs:
-        return rows, read_pairs(val_pairs, storage)
+        return rows, read_any_pairs(val_pairs, storage)
     return split_pairs(rows, val_fraction, seed)
 
 

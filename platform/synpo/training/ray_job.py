@@ -60,7 +60,9 @@ def validate_before_ray(config: TrainConfig) -> Path:
     if not config.pairs:
         raise ConfigError("pairs: required — give the preference pairs, e.g. pairs=runs/demo/generated/pairs")
     Storage(config.storage).check_writable(config.run.storage_path, "run.storage_path", folder=True)
-    train_rows, _ = load_splits(config.pairs, config.val_pairs, config.val_fraction, config.seed, Storage(config.storage))
+    train_rows, val_rows = load_splits(config.pairs, config.val_pairs, config.val_fraction, config.seed, Storage(config.storage))
+    if not train_rows and not val_rows:
+        raise ConfigError(f"pairs = {config.pairs!r}: 0 pairs there (a pair-generation output's summary.json says why its videos were not paired)")
     rows_per_step = config.optim.micro_batch_size * config.accumulation_steps
     if steps_per_epoch(len(train_rows), config.scaling.num_workers, rows_per_step) < 1:
         raise ConfigError(
