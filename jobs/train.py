@@ -45,6 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:  # bad config, pairs, model or storage; anything else is a bug and keeps its traceback
         print(f"train: error: {error}", file=sys.stderr)
         return 2
+    if result.finished_before:
+        print(
+            f"run.name = {config.run.name!r} had already finished with these settings: nothing trained, nothing registered. "
+            f"Its result: {result.steps} steps, {config.registry.model_name} version {result.model_version}, "
+            f"MLflow run {result.mlflow_run_id}, best adapter {result.best_adapter}. Use a new run.name to train again."
+        )
+        return 0
     print(
         f"done: {result.steps} steps, best epoch {result.best_epoch} ({config.best_metric} = {result.best_value}); "
         f"MLflow run {result.mlflow_run_id}; registered {config.registry.model_name} version {result.model_version}; "

@@ -147,16 +147,28 @@ def test_killed_worker_resumes_from_checkpoint_and_matches_uninterrupted_run(job
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_rerun_with_the_same_name_continues_at_the_next_epoch(job_setup, ray_cluster):
+def test_rerun_with_the_same_name_continues_at_the_next_epoch_then_is_finished(job_setup, ray_cluster, capsys):
+    """Longer: continues. Same again: finished, nothing trained or registered. Another objective: refused before Ray."""
     root, overrides = job_setup
-    first = run_training([*overrides, "run.name=resumable", "optim.epochs=1", "registry.model_name=null"])
-    assert first.steps == 3
-    second = run_training([*overrides, "run.name=resumable", "optim.epochs=2", "registry.model_name=null"])
-    assert second.steps == 6 and second.mlflow_run_id == first.mlflow_run_id
+    same = [*overrides, "run.name=resumable", "registry.model_name=resumable-captioner"]
+    first = run_training([*same, "optim.epochs=1"])
+    assert first.steps == 3 and str(first.model_version) == "1"
+    second = run_training([*same, "optim.epochs=2"])
+    assert second.steps == 6 and second.mlflow_run_id == first.mlflow_run_id and str(second.model_version) == "2"
     client = mlflow.MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     steps = [metric.step for metric in client.get_metric_history(first.mlflow_run_id, "loss")]
     assert sorted(steps) == [1, 2, 3, 4, 5, 6]  # epoch 2 ran once, epoch 1 was not repeated
     assert "optim.epochs=2" in client.get_run(first.mlflow_run_id).data.tags["synpo.changed_on_rerun"]
+    tags = client.get_model_version("resumable-captioner", "2").tags
+    assert tags["objective"] == "synpo" and tags["pairs"] == str(root / "pairs.parquet") and len(tags["pairs_digest"]) == 16
+
+    assert run_job_cli("--config", str(LOCAL_CONFIG), *same, "optim.epochs=2") == 0
+    assert "had already finished with these settings: nothing trained, nothing registered" in capsys.readouterr().out
+    assert [version.version for version in client.search_model_versions("name = 'resumable-captioner'")] == [2, 1]
+    assert len(client.get_metric_history(first.mlflow_run_id, "loss")) == 6
+
+    assert run_job_cli("--config", str(LOCAL_CONFIG), *same, "optim.epochs=2", "objective=dpo") == 2
+    assert "was trained with other settings" in capsys.readouterr().err
 
 
 @pytest.mark.slow

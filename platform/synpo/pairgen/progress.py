@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from synpo.config.base import differences
 from synpo.errors import UserError
 from synpo.pairgen.config import PairsConfig
 from synpo.pairgen.write_stage import TABLES
@@ -107,12 +108,6 @@ def fingerprint(config: PairsConfig) -> dict:
     return {**{key: dumped[key] for key in keys}, "engine": engine, "judge": judge}
 
 
-def _differences(old: object, new: object, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        return [diff for key in sorted(set(old) | set(new)) for diff in _differences(old.get(key), new.get(key), f"{prefix}{key}.")]
-    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
-
-
 def check_fingerprint(config: PairsConfig, storage: Storage) -> None:
     """Record the settings on a new output; on an existing one, refuse if they changed."""
     uri = join_uri(config.output, FINGERPRINT)
@@ -120,7 +115,7 @@ def check_fingerprint(config: PairsConfig, storage: Storage) -> None:
     if not storage.exists(uri):
         storage.write_text(uri, json.dumps(current, indent=1))
         return
-    changes = _differences(json.loads(storage.read_text(uri)), current)
+    changes = differences(json.loads(storage.read_text(uri)), current)
     if changes:
         raise ResumeError(
             f"{config.output} was written with other settings; resuming would mix datasets. Changed: "

@@ -26,6 +26,7 @@ from synpo.training.checkpoints import ADAPTER_DIR, SCORE, STATE_FILE, UNVALIDAT
 from synpo.training.config import TrainConfig
 from synpo.training.data import load_splits
 from synpo.training.plots import plot_training_curves
+from synpo.training.run_record import RESULT_FILE, check_and_record, pairs_digest, run_folder
 from synpo.training.step import NonFiniteLossError
 from synpo.training.worker import (
     WorkerLoopConfig,
@@ -45,6 +46,13 @@ class JobResult:
     model_version: str | None
     checkpoint_path: str | None
     best_adapter: str | None
+    finished_before: bool = False  # this exact run had finished: nothing was trained or registered now
+
+
+@dataclass(frozen=True)
+class Validated:
+    base_model: Path  # the driver's local copy of the base model
+    pairs_digest: str  # of the training and validation pairs' content (see run_record)
 
 
 def _flatten(prefix: str, value, out: dict[str, str]) -> None:
@@ -55,8 +63,8 @@ def _flatten(prefix: str, value, out: dict[str, str]) -> None:
         out[prefix] = str(value)[:6000]
 
 
-def validate_before_ray(config: TrainConfig) -> Path:
-    """Fail fast on what would otherwise fail inside the workers; returns the driver's local copy of the base model."""
+def validate_before_ray(config: TrainConfig) -> Validated:
+    """Fail fast on what would otherwise fail inside the workers."""
     if not config.pairs:
         raise ConfigError("pairs: required — give the preference pairs, e.g. pairs=runs/demo/generated/pairs")
     Storage(config.storage).check_writable(config.run.storage_path, "run.storage_path", folder=True)
@@ -69,7 +77,8 @@ def validate_before_ray(config: TrainConfig) -> Path:
             f"pairs = {config.pairs!r}: {len(train_rows)} training pairs are fewer than one optimizer step needs "
             f"(effective_batch_size {config.optim.effective_batch_size}); lower optim.effective_batch_size"
         )
-    return resolve_model(config.model, Storage(config.storage), field="model")  # fetched or built once here: workers on this node find it cached
+    base_model = resolve_model(config.model, Storage(config.storage), field="model")  # fetched or built once here: workers on this node find it cached
+    return Validated(base_model, pairs_digest(train_rows + val_rows))
 
 
 def _mlflow_run(config: TrainConfig) -> str:
@@ -116,7 +125,10 @@ def run_training(config: TrainConfig) -> JobResult:
     from ray.train.torch import TorchConfig, TorchTrainer
 
     config = config.with_absolute_paths()
-    base_model = validate_before_ray(config)
+    validated = validate_before_ray(config)
+    earlier = check_and_record(config, validated.pairs_digest, Storage(config.storage))
+    if earlier is not None:
+        return JobResult(**{**earlier, "finished_before": True})
     run_id = _mlflow_run(config)
     _log_config(run_id, config)
     config.ray.init()
@@ -151,10 +163,10 @@ def run_training(config: TrainConfig) -> JobResult:
         client.set_tag(run_id, "synpo.stopped", reason[:5000])
         client.set_terminated(run_id, "FAILED")
         raise NonFiniteLossError(f"{reason} (MLflow run {run_id}; checkpoints so far under {join_uri(config.run.storage_path, config.run.name)})")
-    job = _finish(config, run_id, result, base_model)
+    job = _finish(config, run_id, result, validated)
     if config.run.keep_checkpoints is not None:
         remove_orphans(storage_filesystem or pafs.LocalFileSystem(), f"{storage_path}/{config.run.name}", {checkpoint.path for checkpoint, _ in result.best_checkpoints} | {result.checkpoint.path})
-    summary = join_uri(config.run.storage_path, config.run.name, "job_result.json")
+    summary = join_uri(run_folder(config), RESULT_FILE)
     Storage(config.storage).write_text(summary, json.dumps(asdict(job), indent=1))
     return job
 
@@ -167,7 +179,7 @@ def _best_checkpoint(result):
     return max(validated, key=lambda item: (item[1][SCORE], -item[1]["step"]))[0]
 
 
-def _finish(config: TrainConfig, run_id: str, result, base_model: Path) -> JobResult:
+def _finish(config: TrainConfig, run_id: str, result, validated: Validated) -> JobResult:
     """On the driver: curves from the latest state, the best epoch's adapter logged and registered."""
     with tempfile.TemporaryDirectory(prefix="synpo-final-") as work:
         # only what is read here: the latest counters and the best checkpoint's adapter, not the optimizer shards
@@ -182,11 +194,14 @@ def _finish(config: TrainConfig, run_id: str, result, base_model: Path) -> JobRe
             png = plot_training_curves(state["history"], Path(work) / "training_curves.png", f"{config.objective} on {config.pairs}")
             mlflow.log_artifact(str(png))
             mlflow.log_dict(state, "trainer_state.json")
-            tags = {"pairs": config.pairs or "", "objective": config.objective, "git_commit": git_commit(), "run_id": run_id}
+            tags = {
+                "pairs": config.pairs or "", "pairs_digest": validated.pairs_digest, "objective": config.objective,
+                "base_model": config.model, "git_commit": git_commit(), "run_id": run_id,
+            }  # fmt: skip
             mlflow.set_tags({f"synpo.{key}": value for key, value in tags.items() if key != "run_id"})
             version = log_captioner(
                 str(best_dir / ADAPTER_DIR),
-                str(base_model),  # logged with the adapter, or its path recorded
+                str(validated.base_model),  # logged with the adapter, or its path recorded
                 config.registry.include_base_model,
                 config.video.model_dump(),
                 CAPTION_PROMPT,
