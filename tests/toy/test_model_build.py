@@ -181,7 +181,7 @@ def test_each_family_is_its_own_recipe(tmp_path, capsys):
     from synpo.toy.model import is_built, toy_recipe
 
     out = tmp_path / "tiny"
-    assert main(["toy", "model", "--out", str(out), "--family", "qwen2.5-vl"]) == 0
+    assert main(["toy", "model", "--out", str(out), "--family", "qwen2.5-vl", "--warm-start-steps", "0"]) == 0
     assert "(qwen2.5-vl)" in capsys.readouterr().out
     assert AutoConfig.from_pretrained(out).model_type == "qwen2_5_vl"
     assert type(AutoProcessor.from_pretrained(out)).__name__ == "Qwen2_5_VLProcessor"
@@ -192,3 +192,15 @@ def test_each_family_is_its_own_recipe(tmp_path, capsys):
         build_tiny_model(tmp_path / "x", family="llava")
     with pytest.raises(BadArgument, match="family='qwen2.5-vl' is a video VLM"):
         build_tiny_model(tmp_path / "y", kind="text", family="qwen2.5-vl")
+
+
+def test_a_vlm_built_from_the_command_line_captions_by_default_a_text_lm_is_not_trained():
+    """The README's ``synpo toy model --out DIR`` gives the warm-started VLM the jobs' toy://tiny-vlm is, not random weights."""
+    from synpo.cli.main import build_parser
+    from synpo.cli.toy import warm_start_steps
+    from synpo.models import TOY_MODELS
+
+    parse = build_parser().parse_args
+    assert warm_start_steps(parse(["toy", "model", "--out", "m"])) == TOY_MODELS["tiny-vlm"][1] == 300
+    assert warm_start_steps(parse(["toy", "model", "--out", "m", "--kind", "text"])) == 0
+    assert warm_start_steps(parse(["toy", "model", "--out", "m", "--warm-start-steps", "0"])) == 0

@@ -18,9 +18,19 @@ def _videos(args: argparse.Namespace) -> int:
 def _model(args: argparse.Namespace) -> int:
     from synpo.toy.model import build_tiny_model
 
-    path = build_tiny_model(args.out, kind=args.kind, seed=args.seed, force=args.force, warm_start_steps=args.warm_start_steps, family=args.family)
+    steps = warm_start_steps(args)
+    path = build_tiny_model(args.out, kind=args.kind, seed=args.seed, force=args.force, warm_start_steps=steps, family=args.family)
     print(f"tiny {args.kind} model ({args.family if args.kind == 'vlm' else 'qwen2'}) ready at {path}")
     return 0
+
+
+def warm_start_steps(args: argparse.Namespace) -> int:
+    """``--warm-start-steps``, else a VLM that captions (toy://tiny-vlm's recipe) and an untrained text LM."""
+    from synpo.models import TOY_MODELS
+
+    if args.warm_start_steps is not None:
+        return args.warm_start_steps
+    return TOY_MODELS["tiny-vlm"][1] if args.kind == "vlm" else 0
 
 
 def register(commands: argparse._SubParsersAction) -> argparse._SubParsersAction:
@@ -48,8 +58,9 @@ def register(commands: argparse._SubParsersAction) -> argparse._SubParsersAction
         help="rebuild even if the folder holds this recipe already; also rebuilds a half-built folder (no synpo_toy_model.json), replacing it",
     )
     model.add_argument(
-        "--warm-start-steps", type=int, default=0,
-        help="VLM only: fine-tune on toy-world captions for N steps so it writes caption-like text (~0.2 s/step on CPU)",
+        "--warm-start-steps", type=int, default=None,
+        help="VLM only: fine-tune on toy-world captions for N steps so it writes caption-like text (~0.2 s/step on CPU); "
+        "default 300 for a VLM (the toy://tiny-vlm recipe: it captions), 0 for a text LM; 0 = random weights",
     )
     model.set_defaults(handler=_model)
     return sub
