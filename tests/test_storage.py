@@ -1,3 +1,4 @@
+import os
 import threading
 
 import pyarrow as pa
@@ -152,3 +153,27 @@ def test_an_mlflow_artifact_root_is_made_absolute_only_when_it_is_a_local_folder
     for uri in ("mlflow-artifacts:/synpo", "file:/abs/mlruns", "s3://bucket/mlflow", None):  # the first two have no "//"
         assert MlflowSettings(artifact_location=uri).with_absolute_paths().artifact_location == uri
     assert MlflowSettings(artifact_location="mlartifacts").with_absolute_paths().artifact_location == f"{tmp_path}/mlartifacts"
+
+
+def test_a_sqlite_stores_artifacts_go_beside_the_database_not_into_the_working_folder(tmp_path, monkeypatch):
+    from synpo.config.sections import MlflowSettings
+
+    monkeypatch.chdir(tmp_path)
+    assert MlflowSettings(tracking_uri="sqlite:///runs/m.db").artifact_root() == f"{tmp_path}/runs/mlartifacts"
+    assert MlflowSettings(tracking_uri="sqlite:///runs/m.db", artifact_location="s3://b/a").artifact_root() == "s3://b/a"
+    assert MlflowSettings(tracking_uri="http://mlflow:5000").artifact_root() is None  # the server's own default
+    settings = MlflowSettings(tracking_uri="sqlite:///runs/m.db", experiment="e")
+    import mlflow
+
+    experiment = mlflow.MlflowClient(settings.tracking_uri).get_experiment(settings.experiment_id())
+    assert experiment.artifact_location == f"{tmp_path}/runs/mlartifacts" and not (tmp_path / "mlruns").exists()
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_written_files_get_the_umasks_mode_not_mkstemps_0600(tmp_path, umask, mode):
+    previous = os.umask(umask)
+    try:
+        Storage().write_text(str(tmp_path / "report.html"), "<html/>")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "report.html").stat().st_mode & 0o777 == mode

@@ -33,6 +33,19 @@ from synpo.errors import UserError
 SUPPORTED_SCHEMES = ("local path", "file://", "s3://")
 
 
+def process_umask() -> int:
+    """This process's umask, read without changing it (Linux's /proc; elsewhere set and restored)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass  # no /proc (macOS): the set-and-restore below
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 class StorageError(UserError, OSError):
     """A storage operation failed; the message names the URI."""
 
@@ -228,6 +241,7 @@ class Storage:
             target.parent.mkdir(parents=True, exist_ok=True)
             handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
             try:
+                os.fchmod(handle, 0o666 & ~process_umask())  # mkstemp's 0600 would make every output private to its writer
                 with os.fdopen(handle, "wb") as temp_file:
                     temp_file.write(data)
                     temp_file.flush()

@@ -220,3 +220,20 @@ def test_a_folder_of_pair_parts_named_pairs_is_still_read_as_pairs(tmp_path, pai
         row["pair_id"] for row in read_pairs(str(pairgen_output / "pairs"))
     ]
     assert len(read_any_pairs(str(pairgen_output), Storage())) == 3
+
+
+def test_a_pair_jobs_candidates_are_written_as_judge_input_and_judged_again(tmp_path, pairgen_output, capsys):
+    candidates = tmp_path / "candidates.jsonl"
+    assert main(["judge", "candidates", "--pairs-output", str(pairgen_output), "--out", str(candidates)]) == 0
+    assert "wrote 3 videos' candidates (9 captions)" in capsys.readouterr().out
+    rows = [json.loads(line) for line in candidates.read_text().splitlines()]
+    first = rows[0]
+    assert set(first) == {"id", "prompt", "candidates", "clip_captions"}
+    assert first["candidates"] == ["An unused candidate 0.", NASTY, "A green triangle jumps up. (rejected 0)"]  # candidate order
+    assert first["clip_captions"] == [f"clip {clip} of {first['id']} & more" for clip in range(2)]
+    scores = tmp_path / "scores.jsonl"
+    config = str(Path(__file__).resolve().parents[2] / "jobs/configs/judge_rules.yaml")
+    assert main(["judge", "score", "--input", str(candidates), "--out", str(scores), "--config", config, "--no-progress"]) == 0
+    assert [json.loads(line)["video_id"] for line in scores.read_text().splitlines()] == [row["id"] for row in rows]
+    assert main(["judge", "candidates", "--pairs-output", str(tmp_path / "nothing"), "--out", str(tmp_path / "c.jsonl")]) == 2
+    assert "not a pair-generation output with audit/ and videos/" in capsys.readouterr().err

@@ -1,8 +1,9 @@
 """``synpo judge score``: judge existing candidates (again) with any judge and select their pairs.
 
-    synpo judge score --input candidates.jsonl --out scores.jsonl [--config jobs/configs/judge.yaml] [key=value ...]
+    synpo judge candidates --pairs-output runs/generated --out runs/candidates.jsonl   # from a pair job's audit
+    synpo judge score --input runs/candidates.jsonl --out runs/scores.jsonl [--config jobs/configs/judge.yaml] [key=value ...]
 
-Input: one JSON object per line, ``{"id": ..., "prompt": ..., "candidates": [...], "clip_captions": [...]}``
+Input: one JSON object per line (what ``synpo judge candidates`` writes), ``{"id": ..., "prompt": ..., "candidates": [...], "clip_captions": [...]}``
 (a local path, ``file://`` or ``s3://`` URI). Output: one line per video, in input order, with every
 candidate's three scores, the judge's reasoning, each failed call's reason and the selected pair
 (:meth:`synpo.judging.VideoJudgement.to_dict`). The config (:class:`synpo.judging.JudgeConfig`) names
@@ -32,7 +33,7 @@ from synpo.errors import UserError
 from synpo.jsonl import jsonl_objects
 from synpo.judging import Judge, JudgeConfig, JudgeInput, JudgementCache, VideoJudgement
 from synpo.judging.failures import check_failure_rate
-from synpo.storage import Storage
+from synpo.storage import ObjectNotFound, Storage, join_uri
 
 
 class JudgeInputError(UserError, ValueError):
@@ -128,6 +129,27 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _candidates(args: argparse.Namespace) -> int:
+    """A pair-generation output's candidates (``audit/``) and clip captions (``videos/``) as ``judge score`` input."""
+    from synpo.pairs.pairgen_output import read_audit, read_videos
+
+    storage = Storage()
+    storage.check_writable(args.out, "--out", folder=False)
+    root = args.pairs_output.rstrip("/")
+    try:
+        audit, videos = read_audit(join_uri(root, "audit"), storage), read_videos(join_uri(root, "videos"), storage)
+    except ObjectNotFound as error:
+        raise JudgeInputError(f"--pairs-output = {args.pairs_output!r}: not a pair-generation output with audit/ and videos/ ({error})") from None
+    rows = [
+        {"id": video_id, "prompt": videos[video_id]["prompt"], "candidates": [row["text"] for row in rows], "clip_captions": videos[video_id]["clip_captions"]}
+        for video_id, rows in audit.items()
+        if video_id in videos and videos[video_id]["clip_captions"]
+    ]
+    storage.write_text(args.out, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    print(f"wrote {len(rows)} videos' candidates ({sum(len(row['candidates']) for row in rows)} captions) to {args.out}")
+    return 0
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     judge = commands.add_parser("judge", help="LLM (or rules) judging of candidate captions")
     sub = judge.add_subparsers(dest="judge_command", required=True, metavar="WHAT")
@@ -141,3 +163,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     score.add_argument("--no-progress", action="store_true", help="no progress bar")
     score.add_argument("overrides", nargs="*", help="key=value config overrides (e.g. max_concurrency=32 weights.c1=1.5)")
     score.set_defaults(handler=_score)
+    candidates = sub.add_parser("candidates", help="write a pair-generation output's candidates as `judge score` input (to judge them again)")
+    candidates.add_argument("--pairs-output", required=True, help="the pair job's output folder or URI (it has audit/ and videos/)")
+    candidates.add_argument("--out", required=True, help="output JSONL: id, prompt, candidates, clip_captions per video")
+    candidates.set_defaults(handler=_candidates)

@@ -70,7 +70,9 @@ class MlflowSettings(StrictModel):
     tracking_uri: str = pydantic.Field(default="sqlite:///runs/mlflow.db", description="MLflow tracking URI (sqlite file or server URL)")
     experiment: str = pydantic.Field(default="synpo", description="MLflow experiment name")
     artifact_location: str | None = pydantic.Field(
-        default=None, description="artifact root when the job creates the experiment (local folder or s3://; None: MLflow's default)"
+        default=None,
+        description="artifact root when the job creates the experiment (local folder or s3://; None: mlartifacts/ beside a "
+        "sqlite:/// database, the server's default for a tracking server)",
     )
     run_name: str | None = pydantic.Field(default=None, description="MLflow run name (None: the job derives one)")
 
@@ -86,7 +88,17 @@ class MlflowSettings(StrictModel):
 
         client = MlflowClient(self.tracking_uri)
         experiment = client.get_experiment_by_name(self.experiment)
-        return experiment.experiment_id if experiment is not None else client.create_experiment(self.experiment, artifact_location=self.artifact_location)
+        if experiment is not None:
+            return experiment.experiment_id
+        return client.create_experiment(self.experiment, artifact_location=self.artifact_root())
+
+    def artifact_root(self) -> str | None:
+        """``artifact_location``; for a ``sqlite:///`` store without one, ``mlartifacts/`` beside the database (MLflow's own
+        default is ``./mlruns`` in whatever folder the job was started from)."""
+        if self.artifact_location is not None or not self.tracking_uri.startswith("sqlite:///"):
+            return self.artifact_location
+        database = Path(self.tracking_uri.removeprefix("sqlite:///"))
+        return str(database.absolute().parent / "mlartifacts")
 
 
 class RegistrySettings(StrictModel):

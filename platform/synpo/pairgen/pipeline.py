@@ -120,7 +120,7 @@ def run_pairs(config: PairsConfig, progress: bool = True) -> RunSummary:
     if config.mlflow.enabled:
         params = {key: str(value)[:6000] for key, value in _flat(fingerprint(config)).items()}
         run_name = config.mlflow.run_name or f"pairs-{Path(config.output.rstrip('/')).name}"
-        log_to_mlflow(summary, {**params, "input": config.input, "output": config.output}, config.mlflow.tracking_uri, config.mlflow.experiment, run_name)
+        log_to_mlflow(summary, {**params, "input": config.input, "output": config.output}, config.mlflow, run_name)
     if stopped is not None:  # after the summary: what was written is recorded, and the rerun resumes it
         raise stopped
     return summary

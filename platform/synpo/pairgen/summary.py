@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
+from synpo.config.sections import MlflowSettings
 from synpo.storage import Storage, join_uri
 
 
@@ -106,12 +107,12 @@ class RunSummary:
         return uri
 
 
-def log_to_mlflow(summary: RunSummary, params: dict, tracking_uri: str, experiment: str, run_name: str) -> str:
+def log_to_mlflow(summary: RunSummary, params: dict, settings: MlflowSettings, run_name: str) -> str:
     """One MLflow run with the settings as params, the counts as metrics and the summary as an artifact; returns its id."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_experiment(experiment)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_experiment(experiment_id=settings.experiment_id())
     metrics = {
         key: float(value)
         for key, value in summary.to_dict().items()
