@@ -10,7 +10,7 @@ PY     := $(VENV)/bin/python
 DEMO   ?= runs/demo
 SYNPO  := HF_HUB_OFFLINE=1 $(VENV)/bin/synpo
 
-.PHONY: setup test test-vllm vllm-venv demo replicate lint clean-demo
+.PHONY: setup test test-vllm vllm-venv demo replicate lint clean-demo s3-local
 
 setup: $(VENV)/.synpo-installed
 
@@ -80,6 +80,12 @@ demo: setup
 # each judge's pairs -> the evaluation job on held-out videos -> docs/replication.md. Rerunning reuses finished parts.
 replicate: setup
 	HF_HUB_OFFLINE=1 $(PY) jobs/replicate.py --config jobs/configs/replicate.yaml
+
+# An S3-compatible server (moto) on 127.0.0.1:$(S3_PORT) with bucket "bucket", in memory, until Ctrl-C: it prints the
+# AWS_* variables that point every synpo command at it.
+S3_PORT ?= 9000
+s3-local: setup
+	$(PY) -m synpo.testing.local_s3 --port $(S3_PORT) --bucket bucket
 
 clean-demo:
 	rm -rf $(DEMO)
