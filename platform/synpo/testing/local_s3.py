@@ -10,6 +10,7 @@ are gone when it stops. moto comes with the ``dev`` extra (``make setup`` instal
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import socket
 import sys
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as error:
             print(f"local_s3: error: cannot listen on 127.0.0.1:{args.port} ({error.strerror}); choose another --port", file=sys.stderr)
             return 2
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # not a line per request
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
     server.start()
     variables = environment(args.port)
