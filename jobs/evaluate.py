@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
 
 from synpo.config.loader import load_config
+from synpo.console import job_console, say
 from synpo.errors import UserError
 from synpo.evaluation.config import EvalConfig
 
@@ -38,7 +39,13 @@ def main(argv: list[str] | None = None) -> int:
         "--preset", default=None, help="a model preset (jobs/configs/models/*.yaml): its 'eval' section is laid over --config"
     )
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. model=models:/NAME/3 eval_set=... output=...")
+    parser.add_argument("--verbose", action="store_true", help="show all output (Ray's, the libraries'), not only the lines that matter")
     args = parser.parse_args(argv)
+    with job_console("evaluate", verbose=args.verbose):
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
         config = load_config(EvalConfig, args.config, args.overrides, preset=args.preset, section="eval")
@@ -47,13 +54,13 @@ def main(argv: list[str] | None = None) -> int:
 
         result = run_eval(config)
     except UserError as error:  # bad config, model, eval set or output; anything else is a bug and keeps its traceback
-        print(f"evaluate: error: {error}", file=sys.stderr)
+        say(f"evaluate: error: {error}", error=True)
         return 2
     state = "recorded earlier" if result.reused else "new"
-    print(f"{result.model} on eval set {result.eval_set} ({result.videos} videos): MLflow run {result.run_id} ({state})")
+    say(f"{result.model} on eval set {result.eval_set} ({result.videos} videos): MLflow run {result.run_id} ({state})")
     for metric in HEADLINE:
         if metric in result.metrics:
-            print(f"  {metric:<26} {result.metrics[metric]:.4f}")
+            say(f"  {metric:<26} {result.metrics[metric]:.4f}")
     return 0
 
 

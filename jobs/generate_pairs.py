@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
 
 from synpo.config.loader import load_config
+from synpo.console import job_console, say
 from synpo.errors import UserError
 from synpo.pairgen.config import PairsConfig
 
@@ -38,7 +39,13 @@ def main(argv: list[str] | None = None) -> int:
         "--preset", default=None, help="a model preset (jobs/configs/models/*.yaml): its 'pairs' section is laid over --config"
     )
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. input=DIR output=DIR candidates.sampling.n=6")
+    parser.add_argument("--verbose", action="store_true", help="show all output (Ray's, the libraries'), not only the lines that matter")
     args = parser.parse_args(argv)
+    with job_console("generate_pairs", verbose=args.verbose):
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
         config = load_config(PairsConfig, args.config, args.overrides, preset=args.preset, section="pairs")
@@ -47,10 +54,10 @@ def main(argv: list[str] | None = None) -> int:
 
         summary = run_pairs(config)
     except UserError as error:  # bad config, input, output or judge; anything else is a bug and keeps its traceback
-        print(f"generate_pairs: error: {error}", file=sys.stderr)
+        say(f"generate_pairs: error: {error}", error=True)
         return 2
-    print("\n".join(summary.lines()))
-    print(summary.where_pairs_are())
+    say("\n".join(summary.lines()))
+    say(summary.where_pairs_are())
     return 0
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
 
 from synpo.config.loader import load_config
+from synpo.console import job_console, say
 from synpo.errors import UserError
 from synpo.promotion.config import PromoteConfig
 
@@ -30,7 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=None, help="YAML PromoteConfig (see `synpo config show promote`)")
     parser.add_argument("--dry-run", action="store_true", help="evaluate and decide, but do not move the alias")
     parser.add_argument("words", nargs="*", help="'rollback', and/or key=value overrides, e.g. candidate=models:/NAME/7")
+    parser.add_argument("--verbose", action="store_true", help="show all output (Ray's, the libraries'), not only the lines that matter")
     args = parser.parse_args(argv)
+    with job_console("promote", verbose=args.verbose):
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     do_rollback = "rollback" in args.words
     overrides = [word for word in args.words if word != "rollback"]
@@ -40,13 +47,13 @@ def main(argv: list[str] | None = None) -> int:
 
         if do_rollback:
             version, reloads = rollback(config)
-            print("\n".join([f"{config.model_name}@{config.policy.alias} is version {version} again", *reloads]))
+            say("\n".join([f"{config.model_name}@{config.policy.alias} is version {version} again", *reloads]))
             return 0
         result = promote(config, dry_run=args.dry_run)
     except UserError as error:  # bad config, model, eval set, or an alias that moved under us
-        print(f"promote: error: {error}", file=sys.stderr)
+        say(f"promote: error: {error}", error=True)
         return 2
-    print("\n".join(result.lines()))
+    say("\n".join(result.lines()))
     return 0
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "platform"))
 
 from synpo.config.loader import load_config
+from synpo.console import job_console, say
 from synpo.errors import UserError
 from synpo.training.config import TrainConfig
 
@@ -36,23 +37,29 @@ def main(argv: list[str] | None = None) -> int:
         "--preset", default=None, help="a model preset (jobs/configs/models/*.yaml): its 'train' section is laid over --config"
     )
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. objective=dpo optim.max_steps=10")
+    parser.add_argument("--verbose", action="store_true", help="show all output (Ray's, the libraries'), not only the lines that matter")
     args = parser.parse_args(argv)
+    with job_console("train", verbose=args.verbose):
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(TrainConfig, args.config, args.overrides, preset=args.preset, section="train")
         from synpo.training.ray_job import run_training
 
         result = run_training(config)
     except UserError as error:  # bad config, pairs, model or storage; anything else is a bug and keeps its traceback
-        print(f"train: error: {error}", file=sys.stderr)
+        say(f"train: error: {error}", error=True)
         return 2
     if result.finished_before:
-        print(
+        say(
             f"run.name = {config.run.name!r} had already finished with these settings: nothing trained, nothing registered. "
             f"Its result: {result.steps} steps, {config.registry.model_name} version {result.model_version}, "
             f"MLflow run {result.mlflow_run_id}, best adapter {result.best_adapter}. Use a new run.name to train again."
         )
         return 0
-    print(
+    say(
         f"done: {result.steps} steps, best epoch {result.best_epoch} ({config.best_metric} = {result.best_value}); "
         f"MLflow run {result.mlflow_run_id}; registered {config.registry.model_name} version {result.model_version}; "
         f"best adapter {result.best_adapter}"

@@ -13,6 +13,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # The serving tests' API token: set before any Ray starts, so Serve replicas inherit it as they would a pod's secret.
 os.environ.setdefault("SYNPO_TEST_SERVE_TOKEN", secrets.token_hex(16))
+# The jobs' full logs (synpo.console) go under the temp folder, not the checkout's runs/logs.
+os.environ.setdefault("SYNPO_LOG_DIR", os.path.join(os.environ.get("TMPDIR", "/tmp"), f"synpo-test-logs-{os.getpid()}"))
 
 
 def free_port() -> int:

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "platform" / "synpo"
 
 # lower number = lower layer; a module may import its own layer and the layers below
 LAYERS = {
-    "errors": 0, "jsonl": 0, "config": 0, "storage": 0, "video": 0, "losses": 0, "pairs": 0,
+    "errors": 0, "console": 0, "jsonl": 0, "config": 0, "storage": 0, "video": 0, "losses": 0, "pairs": 0,
     "vlm": 1, "sampling": 1, "judging": 1, "training": 1, "registry": 1, "models": 1, "toy": 1,
     "pairgen": 2, "evaluation": 2, "promotion": 2, "serving": 2, "testing": 2,
     "cli": 3, "replication": 3,

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 
 from tqdm import tqdm
 
+from synpo.console import console_stream
 from synpo.errors import UserError
 from synpo.evaluation.config import EvalConfig
 from synpo.evaluation.evalset import EvalVideo, fingerprint, read_eval_set
@@ -127,7 +128,7 @@ def _caption(config: EvalConfig, model: ModelUnderTest, todo: list[EvalVideo], p
         **actor_pool_options(config.engine_pool),
     )  # fmt: skip
     dataset = dataset.map_batches(WriteStage(config.output, config.storage), batch_size=config.engine_pool.batch_size, batch_format="pyarrow", num_cpus=0.1)
-    with tqdm(total=len(rows), desc="captions", unit="video", disable=not progress) as bar:
+    with tqdm(total=len(rows), desc="captions", unit="video", disable=not progress, file=console_stream()) as bar:
         for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
             bar.update(batch.num_rows)
 

@@ -32,6 +32,7 @@ from statistics import fmean
 
 from tqdm import tqdm
 
+from synpo.console import console_stream
 from synpo.evaluation import llm_prompts as prompts
 from synpo.evaluation.evalset import EvalVideo
 from synpo.judging.cache import JudgementCache, cache_key
@@ -87,7 +88,7 @@ class EvalJudge:
         that cannot be reached shows as failures; a job checks it first (``ChatClient.check_reachable``)."""
         in_flight = asyncio.Semaphore(self.config.max_videos_in_flight)
         totals = self._totals = LlmScores({}, {}, {})
-        with tqdm(total=len(videos), desc="llm scores", unit="video", disable=not progress) as bar:
+        with tqdm(total=len(videos), desc="llm scores", unit="video", disable=not progress, file=console_stream()) as bar:
 
             async def one(video: EvalVideo) -> None:
                 async with in_flight:

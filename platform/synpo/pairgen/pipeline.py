@@ -17,6 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from synpo.console import console_stream
 from synpo.judging.failures import JudgeUnavailable, check_failure_rate
 from synpo.models import resolve_model
 from synpo.pairgen.config import PairsConfig, PoolSettings
@@ -130,7 +131,7 @@ def _generate(config: PairsConfig, todo: list[dict], storage: Storage, summary: 
     """Stream ``todo`` through the plan into ``summary``; stops early, returning the error, once the judge is failing."""
     first_judge_error: str | None = None
     try:
-        with tqdm(total=len(todo), desc="videos", unit="video", disable=not progress) as bar:
+        with tqdm(total=len(todo), desc="videos", unit="video", disable=not progress, file=console_stream()) as bar:
             for batch in build_plan(config, todo, storage).iter_batches(batch_format="pyarrow", batch_size=None):
                 for row in batch.to_pylist():
                     summary.add(row)

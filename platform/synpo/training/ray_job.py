@@ -9,6 +9,7 @@ schema-valid, enough for one optimizer step per worker) and the model folder.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -132,6 +133,9 @@ def run_training(config: TrainConfig) -> JobResult:
     run_id = _mlflow_run(config)
     _log_config(run_id, config)
     config.ray.init()
+    # Ray Train re-logs every print of a worker through its logger, so each line arrived twice; it hands this
+    # setting from the driver to its controller and workers, on a cluster too.
+    os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
     storage_path, storage_filesystem = _ray_storage(config)
     trainer = TorchTrainer(
         train_loop_per_worker,
