@@ -93,6 +93,9 @@ demo: setup
 		eval.mlflow.tracking_uri=sqlite:///$(DEMO)/mlflow.db eval.mlflow.artifact_location=$(DEMO)/mlartifacts
 	HF_HUB_OFFLINE=1 RAY_AUTH_MODE=disabled $(PY) serve/demo.py --tracking-uri sqlite:///$(DEMO)/mlflow.db --name synpo-captioner-local \
 		--fallback $(DEMO)/models/tiny-vlm --video $$(ls $(DEMO)/heldout/*.mp4 | head -1)
+	@$(PY) -c 'import json; decision = json.load(open("$(DEMO)/eval/promotion.json")); \
+		print("what training changed:", decision["change"] or decision["reason"]); \
+		print("promoted to @champion" if decision["moved"] else "not promoted: " + decision["reason"])'
 	@echo "demo outputs: pairs $(DEMO)/generated (open $(DEMO)/pairs_report.html); checkpoints $(DEMO)/ray/demo;"
 	@echo "  MLflow UI: $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(DEMO)/mlflow.db"
 

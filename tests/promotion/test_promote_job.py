@@ -4,6 +4,7 @@ rollback, and bad candidates that leave the registry untouched."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import mlflow
@@ -121,3 +122,10 @@ def test_a_first_version_can_be_gated_against_the_base_model(ray_cluster, regist
     assert v1.evaluations["1"].metrics == pytest.approx(v1.evaluations["baseline"].metrics)
     assert not v1.decision.promote  # identical to the baseline: no improvement
     assert any(line.startswith("  baseline") for line in result.lines())
+    new, old = result.evaluations["2"].metrics, result.evaluations["baseline"].metrics
+    change = result.change_line()
+    assert change.startswith(f"v2 against baseline on {result.evaluations['2'].videos} videos: CIDEr {old['CIDEr']:.3f} -> {new['CIDEr']:.3f}")
+    assert f"({new['facts/precision'] - old['facts/precision']:+.3f})" in change and change in result.lines()
+    recorded = json.loads((registry[0] / "eval" / "promotion.json").read_text())  # the latest decision (v1's), beside the evaluations
+    assert recorded["candidate"] == "1" and recorded["change"] == v1.change_line() and recorded["promote"] is False
+    assert recorded["evaluations"]["baseline"]["run_id"] == v1.evaluations["baseline"].run_id

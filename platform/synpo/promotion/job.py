@@ -12,6 +12,7 @@ deployment also polls the alias.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from synpo.evaluation.job import EvalResult, run_eval
@@ -19,8 +20,9 @@ from synpo.promotion.config import PromoteConfig
 from synpo.promotion.serve_reload import reload_deployments
 from synpo.registry.promotion import Decision, alias_holder, decide, move_alias
 from synpo.registry.promotion import rollback as rollback_alias
-from synpo.storage import join_uri
+from synpo.storage import Storage, join_uri
 
+DECISION_FILE = "promotion.json"  # the latest decision, beside the evaluations in eval.output
 SHOWN = ("CIDEr", "BLEU-4", "facts/precision", "facts/recall", "facts/hallucination_rate", "llm/detail", "llm/qa_accuracy")
 
 
@@ -40,7 +42,30 @@ class PromotionResult:
         what = f"{self.name} v{self.candidate} vs {against}"
         scores = [f"  {'v' + key if key.isdigit() else key:<10} " + " ".join(f"{metric}={result.metrics[metric]:.4f}" for metric in SHOWN if metric in result.metrics) for key, result in self.evaluations.items()]
         moved = "alias moved" if self.moved else ("dry run: alias not moved" if self.decision.promote else "alias not moved")
-        return [*scores, f"{verdict} {what}: {self.decision.reason} ({moved})", *(f"  {check}" for check in self.decision.checks), *self.reloads]
+        change = [self.change_line()] if self.change_line() else []
+        return [*scores, *change, f"{verdict} {what}: {self.decision.reason} ({moved})", *(f"  {check}" for check in self.decision.checks), *self.reloads]
+
+    def change_line(self) -> str | None:
+        """One line: what the candidate does differently from what it was compared with, metric by metric."""
+        others = [key for key in self.evaluations if key != self.candidate]
+        if self.candidate not in self.evaluations or not others:
+            return None
+        new, old = self.evaluations[self.candidate], self.evaluations[others[0]]
+        against = f"v{others[0]}" if others[0].isdigit() else others[0]
+        changes = [
+            f"{metric} {old.metrics[metric]:.3f} -> {new.metrics[metric]:.3f} ({new.metrics[metric] - old.metrics[metric]:+.3f})"
+            for metric in SHOWN
+            if metric in new.metrics and metric in old.metrics
+        ]
+        return f"v{self.candidate} against {against} on {new.videos} videos: " + ", ".join(changes)
+
+    def to_dict(self) -> dict:
+        """What ``promotion.json`` beside the evaluations records."""
+        return {
+            "name": self.name, "candidate": self.candidate, "holder": self.holder, "promote": self.decision.promote,
+            "reason": self.decision.reason, "checks": self.decision.checks, "moved": self.moved, "change": self.change_line(),
+            "evaluations": {key: {"run_id": result.run_id, "metrics": result.metrics} for key, result in self.evaluations.items()},
+        }  # fmt: skip
 
 
 def _client(config: PromoteConfig):
@@ -87,7 +112,9 @@ def promote(config: PromoteConfig, dry_run: bool = False) -> PromotionResult:
         move_alias(client, name, version, holder, decision, config.policy.alias)
         client.set_model_version_tag(name, version, "synpo.promotion_eval_runs", ",".join(result.run_id for result in evaluations.values()))
         moved = True
-    return PromotionResult(name, version, holder, decision, moved, evaluations, reload_deployments(config.serve) if moved else [])
+    result = PromotionResult(name, version, holder, decision, moved, evaluations, reload_deployments(config.serve) if moved else [])
+    Storage(config.eval.storage).write_text(join_uri(config.eval.output, DECISION_FILE), json.dumps(result.to_dict(), indent=1))
+    return result
 
 
 def rollback(config: PromoteConfig) -> tuple[str, list[str]]:
