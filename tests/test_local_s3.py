@@ -6,8 +6,8 @@ import signal
 import subprocess
 import sys
 
-from conftest import free_port
 from synpo.storage import Storage, StorageConfig
+from synpo.testing.loopback_server import free_port
 
 
 def test_the_local_s3_server_prints_its_variables_serves_the_bucket_and_stops_on_sigterm(tmp_path):

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from synpo.models import resolve_model
+from synpo.testing.loopback_server import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 NOT_RUN = {
@@ -73,7 +74,7 @@ def test_the_readmes_local_commands_run_in_order_in_a_fresh_folder(tmp_path):
     toy_model = resolve_model("toy://tiny-vlm")  # built once per machine; the serving tests use it too
     shutil.copytree(toy_model, tmp_path / "runs" / "models" / "tiny-vlm")
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "MAKE", "MFLAGS"))}
-    env |= {"HF_HUB_OFFLINE": "1", "SYNPO_LOG_DIR": str(tmp_path / "runs" / "logs"), "S3_PORT": str(_free_port())}
+    env |= {"HF_HUB_OFFLINE": "1", "SYNPO_LOG_DIR": str(tmp_path / "runs" / "logs"), "S3_PORT": str(free_port())}
     server = None
     script = ["set -euo pipefail"]
     for command in local_commands():
@@ -104,9 +105,3 @@ def test_the_readmes_local_commands_run_in_order_in_a_fresh_folder(tmp_path):
     assert re.search(r"wrote \S*runs/generated/report.html: [1-9]\d* pairs with judge audit", out)
     assert re.search(r"judged 8 videos with rules judge", out)
     assert not (tmp_path / "mlruns").exists() and not list(tmp_path.glob("*.jsonl"))  # every output under runs/
-
-
-def _free_port() -> int:
-    from conftest import free_port
-
-    return free_port()
