@@ -99,7 +99,8 @@ def test_the_readmes_local_commands_run_in_order_in_a_fresh_folder(tmp_path):
     print(f"{len(ran)} README commands in {time.monotonic() - started:.0f} s:\n{took}")
     out = result.stdout
     assert "ready at runs/models/tiny-vlm" in out
-    assert re.search(r"pairs: [1-9]\d* in s3://bucket/generated/pairs/", out)  # the S3 recipe makes pairs
+    s3_caption = re.search(r"^>>> \S+ \S+synpo caption [^\n]*s3://bucket/toy/[^\n]*\n(.*?)^>>> ", out, flags=re.M | re.S)
+    assert s3_caption and re.search(r"[a-z]{3,} [a-z]{3,}", s3_caption.group(1)), out[:3000]  # words of a caption, read from S3
     assert re.search(r"pairs: [1-9]\d* in \S*runs/generated/pairs/", out)  # so does the local one: the example model poisoned nothing
     assert out.count("done: ") == 1 and "registered synpo-captioner-local version 1" in out
     assert re.search(r"wrote \S*runs/generated/report.html: [1-9]\d* pairs with judge audit", out)
