@@ -57,10 +57,9 @@ def run(args: argparse.Namespace) -> int:
         say(f"evaluate: error: {error}", error=True)
         return 2
     state = "recorded earlier" if result.reused else "new"
-    say(f"{result.model} on eval set {result.eval_set} ({result.videos} videos): MLflow run {result.run_id} ({state})")
-    for metric in HEADLINE:
-        if metric in result.metrics:
-            say(f"  {metric:<26} {result.metrics[metric]:.4f}")
+    lines = [f"{result.model} on eval set {result.eval_set} ({result.videos} videos): MLflow run {result.run_id} ({state})"]
+    lines += [f"  {metric:<26} {result.metrics[metric]:.4f}" for metric in HEADLINE if metric in result.metrics]
+    say("\n".join(lines))  # one say: each waits for the console's pipe to drain
     return 0
 
 

@@ -52,11 +52,10 @@ def _terminal(stream: TextIO, fd: int) -> TextIO:
     """A handle on what ``stream`` writes to now, surviving ``fd`` being pointed elsewhere (a copy of the fd,
     or the stream itself where it is not the fd, as under pytest's capture)."""
     try:
-        if stream.fileno() == fd:
-            return os.fdopen(os.dup(fd), "w", buffering=1, encoding="utf-8", errors="replace")
+        is_fd = stream.fileno() == fd
     except (AttributeError, io.UnsupportedOperation):
-        return stream
-    return stream
+        is_fd = False
+    return os.fdopen(os.dup(fd), "w", buffering=1, encoding="utf-8", errors="replace") if is_fd else stream
 
 
 class JobConsole:
